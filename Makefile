@@ -1,0 +1,55 @@
+# Ambit build, test and demo entry points. See README.md.
+SHELL := /bin/bash
+GO ?= go
+BIN := $(CURDIR)/bin
+export GOFLAGS := -buildvcs=false
+
+BINARIES := istiod-lite ztunnel ambit-cni-agent ambit-cni ambit-demo ambit-echo ambit-bench
+
+.PHONY: all build deps generate check-generate test test-unit test-privileged test-interop demo bench e2e clean lint
+
+all: build
+
+# deps installs the Debian packages the build and tests need (idempotent; root).
+deps:
+	@./hack/install-deps.sh
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -o $(BIN)/istiod-lite ./istiod-lite/cmd/istiod-lite
+	$(GO) build -o $(BIN)/ztunnel ./ztunnel/cmd/ztunnel
+	$(GO) build -o $(BIN)/ambit-cni-agent ./cni/cmd/ambit-cni-agent
+	$(GO) build -o $(BIN)/ambit-cni ./cni/cmd/ambit-cni
+	$(GO) build -o $(BIN)/ambit-echo ./e2e/cmd/ambit-echo
+	$(GO) build -o $(BIN)/ambit-demo ./e2e/cmd/ambit-demo
+
+# generate rebuilds the eBPF objects and Go loaders with bpf2go (needs clang).
+generate:
+	$(GO) generate ./bpf/...
+
+# check-generate fails when committed generated files differ from a fresh generate.
+check-generate: generate
+	@git diff --exit-code --stat -- bpf/ || (echo "generated eBPF files are out of date: run make generate and commit" && exit 1)
+
+test-unit:
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+
+# Privileged tests need root; they skip with a message otherwise.
+test-privileged: build
+	$(GO) test -count=1 -run 'TestPrivileged' -v ./... 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok|SKIP)' ; exit $${PIPESTATUS[0]}
+
+test-interop:
+	cd e2e/interop && $(GO) test -count=1 ./...
+
+test: deps check-generate test-unit test-privileged test-interop demo
+
+demo: deps build
+	$(BIN)/ambit-demo --bin $(BIN)
+
+bench: deps build
+	$(GO) build -o $(BIN)/ambit-bench ./bench/cmd/ambit-bench
+	$(BIN)/ambit-bench --bin $(BIN)
+
+clean:
+	rm -rf $(BIN)
