@@ -1,0 +1,117 @@
+// Package model turns a snapshot of Kubernetes objects (pkg/kubefile) into the workload
+// discovery resources istiod-lite serves to ztunnels: Istio's istio.workload.Address,
+// each either a Workload (one per pod with an IP) or a Service (one per Service with a
+// cluster IP). Build is a pure function: the same snapshot always gives the same model,
+// whichever config source produced it (F-CP-3).
+package model
+
+import (
+	"cmp"
+	"slices"
+	"strings"
+
+	"github.com/ambitmesh/ambit/pkg/kubefile"
+	"github.com/ambitmesh/ambit/pkg/spiffe"
+	"github.com/ambitmesh/ambit/pkg/wire"
+	"istio.io/istio/pkg/workloadapi"
+)
+
+// Options parameterise Build. Zero fields take Istio's defaults.
+type Options struct {
+	// ClusterID names the cluster in workload uids and Workload.cluster_id
+	// (default "Kubernetes", as Istio).
+	ClusterID string
+	// TrustDomain is the SPIFFE trust domain of every workload (default cluster.local).
+	TrustDomain string
+	// DomainSuffix ends service hostnames, <name>.<ns>.svc.<suffix> (default cluster.local).
+	DomainSuffix string
+}
+
+func (o Options) withDefaults() Options {
+	if o.ClusterID == "" {
+		o.ClusterID = wire.DefaultClusterID
+	}
+	if o.TrustDomain == "" {
+		o.TrustDomain = spiffe.DefaultTrustDomain
+	}
+	if o.DomainSuffix == "" {
+		o.DomainSuffix = "cluster.local"
+	}
+	return o
+}
+
+// Model is the workload discovery state computed from one snapshot. It is immutable once
+// built: callers must not modify the resources it holds.
+type Model struct {
+	// Addresses holds every WDS Address resource keyed by its resource name: workloads by
+	// uid ("<cluster>//Pod/<ns>/<name>"), services by "<ns>/<hostname>".
+	Addresses map[string]*workloadapi.Address
+
+	identitiesByNode map[string][]spiffe.Identity
+	enrolled         map[podKey]bool
+}
+
+type podKey struct{ namespace, name string }
+
+// Build computes the model of a snapshot. A nil snapshot gives an empty model. Objects
+// that cannot be represented (a pod IP that does not parse) are left out rather than
+// failing the whole build, as Istio does.
+func Build(s *kubefile.Snapshot, o Options) *Model {
+	o = o.withDefaults()
+	m := &Model{
+		Addresses:        map[string]*workloadapi.Address{},
+		identitiesByNode: map[string][]spiffe.Identity{},
+		enrolled:         map[podKey]bool{},
+	}
+	if s == nil {
+		return m
+	}
+	b := newBuilder(s, o)
+	for _, svc := range s.Services {
+		if out := b.service(svc); out != nil {
+			m.Addresses[ServiceName(out.Namespace, out.Hostname)] = &workloadapi.Address{
+				Type: &workloadapi.Address_Service{Service: out},
+			}
+		}
+	}
+	for _, pod := range s.Pods {
+		if isTerminal(pod) {
+			continue
+		}
+		if b.enrolled(pod) {
+			m.enrolled[podKey{pod.Namespace, pod.Name}] = true
+		}
+		if node := pod.Spec.NodeName; node != "" {
+			id := spiffe.Identity{TrustDomain: o.TrustDomain, Namespace: pod.Namespace, ServiceAccount: serviceAccount(pod)}
+			if !slices.Contains(m.identitiesByNode[node], id) {
+				m.identitiesByNode[node] = append(m.identitiesByNode[node], id)
+			}
+		}
+		if w := b.workload(pod); w != nil {
+			m.Addresses[w.Uid] = &workloadapi.Address{Type: &workloadapi.Address_Workload{Workload: w}}
+		}
+	}
+	for _, ids := range m.identitiesByNode {
+		slices.SortFunc(ids, compareIdentity)
+	}
+	return m
+}
+
+// IdentitiesOnNode returns the distinct identities (service accounts) of the
+// non-terminated pods scheduled on node, sorted by namespace then service account. The CA
+// uses it to check a ztunnel's impersonation request (as Istio's node authorizer: a
+// ztunnel may only ask for identities of pods on its own node). The slice is a copy.
+func (m *Model) IdentitiesOnNode(node string) []spiffe.Identity {
+	return slices.Clone(m.identitiesByNode[node])
+}
+
+// Enrolled reports whether the named pod is in the ambient mesh: its namespace or itself
+// carries istio.io/dataplane-mode=ambient, the pod does not opt out with "none", and it
+// is not a host-network pod. Unknown and terminated pods are not enrolled.
+func (m *Model) Enrolled(namespace, pod string) bool {
+	return m.enrolled[podKey{namespace, pod}]
+}
+
+func compareIdentity(a, b spiffe.Identity) int {
+	return cmp.Or(strings.Compare(a.Namespace, b.Namespace), strings.Compare(a.ServiceAccount, b.ServiceAccount))
+}
