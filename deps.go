@@ -4,10 +4,6 @@
 package main
 
 import (
-	_ "github.com/cilium/ebpf"
-	_ "github.com/cilium/ebpf/link"
-	_ "github.com/vishvananda/netlink"
-	_ "github.com/vishvananda/netns"
 	_ "golang.org/x/net/http2"
 	_ "golang.org/x/sys/unix"
 	_ "golang.org/x/sync/errgroup"

@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg Config) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	z := &Ztunnel{cfg: cfg, store: state.New(), certs: caclient.NewManager(ca, true, nil)}
-	certs := &certSource{m: z.certs}
+	certs := &certSource{m: z.certs, anchors: loadRoots(cfg.RootCertFile)}
 	z.inpod = &inpod.Manager{
 		TrustDomain: cfg.TrustDomain, Logger: log,
 		Proxy: proxy.Config{
@@ -139,12 +139,10 @@ func tlsConfig(cfg Config) *tls.Config {
 	if cfg.RootCertFile == "" {
 		return nil
 	}
-	pem, err := os.ReadFile(cfg.RootCertFile)
-	if err != nil {
-		return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: x509.NewCertPool(), ServerName: cfg.XDSServerName}
+	pool := loadRoots(cfg.RootCertFile)
+	if pool == nil {
+		pool = x509.NewCertPool() // trusts nothing: fail closed
 	}
-	pool := x509.NewCertPool()
-	pool.AppendCertsFromPEM(pem)
 	return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: pool, ServerName: cfg.XDSServerName}
 }
 
@@ -178,7 +176,10 @@ func identityOf(c *x509.Certificate) string {
 }
 
 // certSource adapts the certificate manager to what the proxies need.
-type certSource struct{ m *caclient.Manager }
+type certSource struct {
+	m       *caclient.Manager
+	anchors *x509.CertPool // the configured mesh root; nil when none
+}
 
 func (c *certSource) TLSCertificate(ctx context.Context, id spiffe.Identity) (*tls.Certificate, error) {
 	cert, err := c.m.Certificate(ctx, id)
@@ -188,4 +189,27 @@ func (c *certSource) TLSCertificate(ctx context.Context, id spiffe.Identity) (*t
 	return cert.TLS, nil
 }
 
-func (c *certSource) Roots() *x509.CertPool { return c.m.Roots() }
+// Roots returns the roots seen in CA responses, or the configured mesh root before the
+// first certificate arrives (so a peer can be verified even then).
+func (c *certSource) Roots() *x509.CertPool {
+	if len(c.m.Snapshot()) > 0 || c.anchors == nil {
+		return c.m.Roots()
+	}
+	return c.anchors
+}
+
+// loadRoots reads a PEM bundle; nil when path is empty or holds no certificate.
+func loadRoots(path string) *x509.CertPool {
+	if path == "" {
+		return nil
+	}
+	pem, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil
+	}
+	return pool
+}

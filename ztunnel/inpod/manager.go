@@ -42,6 +42,7 @@ type Manager struct {
 
 type podState struct {
 	pod    proxy.Pod
+	ls     proxy.Listeners
 	cancel context.CancelFunc
 	done   chan struct{}
 	netns  *inpodnet.Netns
@@ -89,14 +90,19 @@ func (m *Manager) AddWorkload(uid string, info *zdsapi.WorkloadInfo, netnsFile, 
 	}()
 	m.mu.Lock()
 	running := m.running
-	_, exists := m.pods[uid]
+	existing := m.pods[uid]
 	m.mu.Unlock()
 	if !running {
 		netnsFile.Close()
 		return ErrNotRunning
 	}
-	if exists {
+	if existing != nil {
+		// A replay (agent or ztunnel reconnect): keep the proxy, but put its listeners
+		// in the map the agent sent now, which may have been re-created.
 		netnsFile.Close()
+		if sockmapFile != nil {
+			return register(sockmapFile, existing.ls)
+		}
 		return nil
 	}
 	if info == nil {
@@ -135,6 +141,7 @@ func (m *Manager) open(uid string, info *zdsapi.WorkloadInfo, ns *inpodnet.Netns
 	if err != nil {
 		return nil, proxy.Listeners{}, err
 	}
+	ps.ls = ls
 	if sockmapFile != nil {
 		if err := register(sockmapFile, ls); err != nil {
 			closeListeners(ls)

@@ -105,7 +105,7 @@ func (p *Proxy) Run(ctx context.Context, ls Listeners) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	errs := make(chan error, 3)
+	errs := make(chan error, 4)
 	run := func(fn func() error) {
 		wg.Add(1)
 		go func() {
@@ -119,6 +119,13 @@ func (p *Proxy) Run(ctx context.Context, ls Listeners) error {
 	run(func() error { return p.acceptLoop(ctx, ls.Outbound, p.handleOutbound) })
 	run(func() error { return p.acceptLoop(ctx, ls.Inbound, p.handleInboundPlain) })
 	run(func() error { return p.server.Serve(ctx, ls.HBONE) })
+	run(func() error {
+		// Prefetch the pod's certificate so its first connection does not wait for the CA.
+		if _, err := p.cfg.Certs.TLSCertificate(ctx, p.pod.Identity); err != nil && ctx.Err() == nil {
+			p.log.Warn("certificate prefetch failed; retried on first use", "identity", p.pod.Identity.String(), "err", err)
+		}
+		return nil
+	})
 	<-ctx.Done()
 	for _, l := range []net.Listener{ls.Outbound, ls.Inbound, ls.HBONE} {
 		l.Close()

@@ -1,0 +1,9 @@
+// Package interop holds Ambit's interoperability tests (testing tier 4) against real
+// third-party peers: Istio's own Go HBONE client and server (istio.io/istio/pkg/hbone)
+// talking to Ambit's pkg/hbone over mutual TLS with certificates from Ambit's CA.
+//
+// It is a separate Go module (github.com/ambitmesh/ambit/e2e/interop) so that Istio's
+// large dependency graph never reaches Ambit's product binaries; the main module is
+// reached through a replace directive. Run the tests with `make test-interop` or
+// `cd e2e/interop && go test ./...`. Everything runs on loopback and needs no privileges.
+package interop

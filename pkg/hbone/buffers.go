@@ -1,0 +1,41 @@
+package hbone
+
+import "sync"
+
+// frameHeaderLen is the size of an HTTP/2 frame header.
+const frameHeaderLen = 9
+
+// bufClasses are the payload sizes of pooled buffers; each buffer also has room for a
+// frame header in front.
+var bufClasses = [...]int{16 << 10, 64 << 10, 256 << 10, 1 << 20}
+
+var bufPools [len(bufClasses)]sync.Pool
+
+// getBuf returns a pooled buffer of length at least n (its full capacity is usable).
+func getBuf(n int) *[]byte {
+	for i, c := range bufClasses {
+		if n <= c+frameHeaderLen {
+			if b, ok := bufPools[i].Get().(*[]byte); ok {
+				return b
+			}
+			b := make([]byte, c+frameHeaderLen)
+			return &b
+		}
+	}
+	b := make([]byte, n)
+	return &b
+}
+
+// putBuf returns b to its pool; nil and odd-sized buffers are dropped.
+func putBuf(b *[]byte) {
+	if b == nil {
+		return
+	}
+	for i, c := range bufClasses {
+		if cap(*b) == c+frameHeaderLen {
+			*b = (*b)[:cap(*b)]
+			bufPools[i].Put(b)
+			return
+		}
+	}
+}
