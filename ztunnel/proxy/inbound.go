@@ -30,17 +30,19 @@ func (p *Proxy) connectInbound(ctx context.Context, r *hbone.ServerRequest) (net
 		return nil, fmt.Errorf("connect %s: %w", r.Authority, err)
 	}
 	p.cfg.Metrics.Opened(p.inboundConnection(r))
+	p.opened.Store(r, struct{}{})
 	return up, nil
 }
 
-// inboundDone records a finished HBONE stream. Streams refused before the upstream
-// connected are not counted as connections.
+// inboundDone records a finished HBONE stream. On the server side Stats.Received is
+// what the client sent (request bytes) and Stats.Sent the app's answer. Streams refused
+// before the upstream connected were never opened and are only logged.
 func (p *Proxy) inboundDone(r *hbone.ServerRequest, s hbone.Stats, err error) {
-	conn := p.inboundConnection(r)
-	// For the destination reporter the tunnel's "sent" is what the client sent.
-	p.cfg.Metrics.Closed(conn, s.Received, s.Sent)
-	p.log.Info("inbound hbone connection", "src", r.RemoteAddr, "dst", r.Authority,
-		"src_identity", r.Peer.String(), "received", s.Sent, "sent", s.Received, "err", errString(err))
+	if _, ok := p.opened.LoadAndDelete(r); ok {
+		p.cfg.Metrics.Closed(p.inboundConnection(r), s.Received, s.Sent)
+	}
+	p.log.Info("inbound hbone connection", "src", r.RemoteAddr.String(), "dst", r.Authority.String(),
+		"src_identity", r.Peer.String(), "received", s.Received, "sent", s.Sent, "err", errString(err))
 }
 
 func (p *Proxy) inboundConnection(r *hbone.ServerRequest) metrics.Connection {

@@ -68,6 +68,7 @@ type Proxy struct {
 	log    *slog.Logger
 	client *hbone.Client
 	server *hbone.Server
+	opened sync.Map // *hbone.ServerRequest of inbound streams counted as opened
 }
 
 // New builds the proxy for pod; Run starts it.
