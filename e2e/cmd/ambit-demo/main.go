@@ -7,6 +7,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -54,7 +55,7 @@ func run(ctx context.Context, bin string, keep bool) (code int) {
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ambit-demo: start mesh:", err)
 		if m != nil {
-			fmt.Fprintln(os.Stderr, "ambit-demo: component logs kept in", m.Dir)
+			keepOrRemove(ctx, m, true)
 		}
 		return 1
 	}
@@ -64,11 +65,7 @@ func run(ctx context.Context, bin string, keep bool) (code int) {
 			fmt.Fprintln(os.Stderr, "ambit-demo: cleanup:", err)
 			failed, code = true, 1
 		}
-		if failed || keep {
-			fmt.Fprintln(os.Stderr, "ambit-demo: component logs kept in", m.Dir)
-		} else {
-			m.RemoveWorkDir()
-		}
+		keepOrRemove(ctx, m, failed || keep)
 	}()
 	r, err := runScenario(ctx, m)
 	if err != nil {
@@ -82,4 +79,14 @@ func run(ctx context.Context, bin string, keep bool) (code int) {
 	}
 	failed = false
 	return 0
+}
+
+// keepOrRemove keeps the work dir (component logs) for a failed run or when asked, and
+// removes it otherwise, and always after an interrupt: Ctrl-C leaves nothing behind.
+func keepOrRemove(ctx context.Context, m *mesh.Mesh, keep bool) {
+	if keep && !errors.Is(context.Cause(ctx), context.Canceled) {
+		fmt.Fprintln(os.Stderr, "ambit-demo: component logs kept in", m.Dir)
+		return
+	}
+	m.RemoveWorkDir()
 }
