@@ -5,5 +5,7 @@
 // It is a separate Go module (github.com/ambitmesh/ambit/e2e/interop) so that Istio's
 // large dependency graph never reaches Ambit's product binaries; the main module is
 // reached through a replace directive. Run the tests with `make test-interop` or
-// `cd e2e/interop && go test ./...`. Everything runs on loopback and needs no privileges.
+// `cd e2e/interop && go test ./...`. The loopback tests need no privileges;
+// TestPrivilegedIstioClientThroughZtunnel (root) runs Istio's client through a real
+// ztunnel in a network-namespace mesh (e2e/mesh).
 package interop
