@@ -170,7 +170,7 @@ func (c *Client) dialConn(ctx context.Context, key string, req Request) (*h2conn
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", req.Address, err)
 	}
-	bc := &batchConn{Conn: raw}
+	bc := newBatchConn(raw)
 	tc := tls.Client(bc, clientTLS(&c.cfg, req.Identities))
 	if err := tc.HandshakeContext(ctx); err != nil {
 		_ = raw.Close()

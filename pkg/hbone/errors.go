@@ -52,6 +52,7 @@ type StatusError struct {
 	Code int
 }
 
+// Error formats the status, e.g. "hbone: connect status 503 Service Unavailable".
 func (e *StatusError) Error() string {
 	return fmt.Sprintf("hbone: connect status %d %s", e.Code, http.StatusText(e.Code))
 }

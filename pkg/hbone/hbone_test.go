@@ -108,7 +108,12 @@ func TestVerification(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			serverErrs := make(chan error, 1)
 			cfg := serverConfig(ca, tc.serverCert)
-			cfg.OnConnError = func(_ net.Addr, err error) { serverErrs <- err }
+			cfg.OnConnError = func(_ net.Addr, err error) {
+				select {
+				case serverErrs <- err: // the first is enough; the client may retry
+				default:
+				}
+			}
 			var connected atomic.Bool
 			cfg.Connect = func(ctx context.Context, r *ServerRequest) (net.Conn, error) {
 				connected.Store(true)
@@ -187,6 +192,7 @@ func TestHalfClose(t *testing.T) {
 		done := make(chan error, 1)
 		go func() {
 			_, err := client.Proxy(context.Background(), req, peer)
+			peer.Close()
 			done <- err
 		}()
 		b, err := io.ReadAll(app) // FIN forwarded to the app side
@@ -250,6 +256,7 @@ func TestLargeTransfer(t *testing.T) {
 		go func() {
 			defer close(done)
 			st, perr = client.Proxy(context.Background(), req, peer)
+			peer.Close()
 		}()
 		check(t, app, app.(*net.TCPConn).CloseWrite)
 		<-done
@@ -270,17 +277,21 @@ func TestLargeTransfer(t *testing.T) {
 func TestPooling(t *testing.T) {
 	ca := newTestCA(t)
 	echo := startEcho(t)
-	addr, ln := startServer(t, serverConfig(ca, ca.leaf(t, serverID, time.Time{}, time.Time{})))
 	for _, tc := range []struct {
 		name      string
 		max       int
+		serverMax uint32
 		streams   int
 		wantConns int64
 	}{
-		{"one connection", 100, 50, 1},
-		{"spill over max streams", 10, 25, 3},
+		{"one connection", 100, 0, 50, 1},
+		{"spill over max streams", 10, 0, 25, 3},
+		{"spill over server's max concurrent streams", 100, 2, 5, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			scfg := serverConfig(ca, ca.leaf(t, serverID, time.Time{}, time.Time{}))
+			scfg.MaxConcurrentStreams = tc.serverMax
+			addr, ln := startServer(t, scfg)
 			before := ln.n.Load()
 			cfg := clientConfig(ca, ca.leaf(t, clientID, time.Time{}, time.Time{}))
 			cfg.MaxStreamsPerConn = tc.max

@@ -87,6 +87,9 @@ func startStockServer(t *testing.T, cert *tls.Certificate) string {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
+				if err := c.(*tls.Conn).Handshake(); err != nil {
+					return
+				}
 				srv.ServeConn(c, &http2.ServeConnOpts{Handler: handler})
 			}()
 		}
@@ -122,6 +125,7 @@ func TestInteropClientToStockServer(t *testing.T) {
 		done := make(chan error, 1)
 		go func() {
 			_, err := client.Proxy(context.Background(), req, peer)
+			peer.Close()
 			done <- err
 		}()
 		payload := make([]byte, 4<<20)

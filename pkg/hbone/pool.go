@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
+
+	"golang.org/x/net/http2"
 )
 
 // pool holds a client's connections by key (address + acceptable identities). New
@@ -131,4 +134,60 @@ func (p *pool) closeAll() []*h2conn {
 		all = append(all, cs...)
 	}
 	return all
+}
+
+// releaseLocked frees a client stream slot. mu must be held.
+func (c *h2conn) releaseLocked() bool {
+	c.active--
+	if c.active > 0 || c.closed {
+		return false
+	}
+	if c.goAway {
+		return true
+	}
+	if c.idleTimeout > 0 {
+		if c.idleTimer != nil {
+			c.idleTimer.Stop()
+		}
+		c.idleTimer = time.AfterFunc(c.idleTimeout, c.closeIfIdle)
+	}
+	return false
+}
+
+func (c *h2conn) closeIfIdle() {
+	c.mu.Lock()
+	idle := c.active == 0 && !c.closed
+	if idle {
+		c.goAway = true
+	}
+	c.mu.Unlock()
+	if idle {
+		c.goAwayClose(http2.ErrCodeNo, errIdle)
+	}
+}
+
+// tryReserve takes a stream slot if the connection is usable and below both our limit
+// and the peer's SETTINGS_MAX_CONCURRENT_STREAMS.
+func (c *h2conn) tryReserve(max int) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed || c.goAway || c.active >= max || uint64(c.active) >= uint64(c.peerMaxStreams) {
+		return false
+	}
+	c.active++
+	if c.idleTimer != nil {
+		c.idleTimer.Stop()
+		c.idleTimer = nil
+	}
+	return true
+}
+
+// unreserve returns a slot taken by tryReserve that was not used for a stream.
+func (c *h2conn) unreserve() {
+	c.mu.Lock()
+	closeNow := c.releaseLocked()
+	c.mu.Unlock()
+	if closeNow {
+		c.goAwayClose(http2.ErrCodeNo, errDrained)
+	}
 }

@@ -38,7 +38,9 @@ func (s *stream) pump(app net.Conn) (Stats, error) {
 func (s *stream) attach(app net.Conn) {
 	s.rmu.Lock()
 	s.sink = app
-	s.sinkRaw = rawConnOf(app)
+	if rc := rawConnOf(app); rc != nil {
+		s.sinkNB = newNBWriter(rc)
+	}
 	s.dispatchLocked()
 	aborted := s.rerr != nil
 	s.rmu.Unlock()
@@ -49,7 +51,7 @@ func (s *stream) attach(app net.Conn) {
 
 // sendFrom reads app into DATA frames until EOF, then sends END_STREAM.
 func (s *stream) sendFrom(app net.Conn) (int64, error) {
-	r := appReader{conn: app, rc: rawConnOf(app)}
+	r := newAppReader(app)
 	var sent int64
 	for {
 		buf, n, err := r.read(s.c.maxSendPayload())

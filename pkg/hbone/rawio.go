@@ -25,42 +25,75 @@ func rawConnOf(c net.Conn) syscall.RawConn {
 	return rc
 }
 
-// writeNonblock writes as much of p as the socket takes now, without waiting.
-func writeNonblock(rc syscall.RawConn, p []byte) (int, error) {
-	var n int
-	var werr error
-	err := rc.Write(func(fd uintptr) bool {
-		for {
-			m, e := syscall.Write(int(fd), p)
-			switch {
-			case e == syscall.EINTR:
-				continue
-			case e == syscall.EAGAIN:
-			case e != nil:
-				werr = e
-			default:
-				n = m
-			}
-			return true
-		}
-	})
+// nbWriter writes to a raw socket without waiting; its callback is made once so a
+// write allocates nothing.
+type nbWriter struct {
+	rc  syscall.RawConn
+	p   []byte
+	n   int
+	err error
+	fn  func(uintptr) bool
+}
+
+func newNBWriter(rc syscall.RawConn) *nbWriter {
+	w := &nbWriter{rc: rc}
+	w.fn = w.writeOnce
+	return w
+}
+
+// write writes as much of p as the socket takes now.
+func (w *nbWriter) write(p []byte) (int, error) {
+	w.p, w.n, w.err = p, 0, nil
+	err := w.rc.Write(w.fn)
+	w.p = nil
 	if err != nil {
 		return 0, err
 	}
-	return n, werr
+	return w.n, w.err
 }
+
+func (w *nbWriter) writeOnce(fd uintptr) bool {
+	for {
+		m, e := syscall.Write(int(fd), w.p)
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+		case e != nil:
+			w.err = e
+		default:
+			w.n = m
+		}
+		return true
+	}
+}
+
+// genericReadMax bounds reads from connections without a raw socket.
+const genericReadMax = 64 << 10
 
 // appReader reads the application side into pooled frame buffers. On a raw socket it
 // takes a buffer only once data is ready, so idle streams pin no buffer.
 type appReader struct {
 	conn net.Conn
 	rc   syscall.RawConn
+	buf  *[]byte
+	max  int
+	n    int
+	err  error
+	fn   func(uintptr) bool
+}
+
+func newAppReader(c net.Conn) *appReader {
+	r := &appReader{conn: c, rc: rawConnOf(c)}
+	r.fn = r.readOnce
+	return r
 }
 
 // read returns a pooled buffer holding n bytes at [frameHeaderLen:], reading at most
 // max bytes. The buffer is nil when n is 0. err is io.EOF at end of stream.
 func (r *appReader) read(max int) (*[]byte, int, error) {
 	if r.rc == nil {
+		max = min(max, genericReadMax) // a blocked Read pins its buffer
 		buf := getBuf(frameHeaderLen + max)
 		n, err := r.conn.Read((*buf)[frameHeaderLen : frameHeaderLen+max])
 		if n == 0 {
@@ -69,38 +102,40 @@ func (r *appReader) read(max int) (*[]byte, int, error) {
 		}
 		return buf, n, err
 	}
-	var buf *[]byte
-	var n int
-	var rerr error
-	err := r.rc.Read(func(fd uintptr) bool {
-		for {
-			if buf == nil {
-				buf = getBuf(frameHeaderLen + max)
-			}
-			m, e := syscall.Read(int(fd), (*buf)[frameHeaderLen:frameHeaderLen+max])
-			switch {
-			case e == syscall.EINTR:
-				continue
-			case e == syscall.EAGAIN:
-				putBuf(buf)
-				buf = nil
-				return false
-			case e != nil:
-				rerr = e
-			case m == 0:
-				rerr = io.EOF
-			default:
-				n = m
-			}
-			return true
-		}
-	})
+	r.buf, r.max, r.n, r.err = nil, max, 0, nil
+	err := r.rc.Read(r.fn)
 	if err == nil {
-		err = rerr
+		err = r.err
 	}
-	if n == 0 {
+	buf := r.buf
+	r.buf = nil
+	if r.n == 0 {
 		putBuf(buf)
 		buf = nil
 	}
-	return buf, n, err
+	return buf, r.n, err
+}
+
+func (r *appReader) readOnce(fd uintptr) bool {
+	for {
+		if r.buf == nil {
+			r.buf = getBuf(frameHeaderLen + r.max)
+		}
+		m, e := syscall.Read(int(fd), (*r.buf)[frameHeaderLen:frameHeaderLen+r.max])
+		switch {
+		case e == syscall.EINTR:
+			continue
+		case e == syscall.EAGAIN:
+			putBuf(r.buf)
+			r.buf = nil
+			return false
+		case e != nil:
+			r.err = e
+		case m == 0:
+			r.err = io.EOF
+		default:
+			r.n = m
+		}
+		return true
+	}
 }

@@ -47,12 +47,12 @@ type ServerConfig struct {
 
 // ServerRequest describes one verified CONNECT stream.
 type ServerRequest struct {
-	Authority  netip.AddrPort // the CONNECT target
-	Peer       spiffe.Identity
-	PeerCert   *x509.Certificate
-	RemoteAddr net.Addr // of the tunnel connection
-	LocalAddr  net.Addr
-	Header     http.Header // regular request headers (baggage, forwarded, traceparent)
+	Authority  netip.AddrPort    // the CONNECT target (:authority)
+	Peer       spiffe.Identity   // the verified client identity
+	PeerCert   *x509.Certificate // the client's leaf certificate
+	RemoteAddr net.Addr          // the tunnel connection's remote address
+	LocalAddr  net.Addr          // the tunnel connection's local address (this pod's IP:15008)
+	Header     http.Header       // regular request headers (baggage, forwarded, traceparent)
 }
 
 // Server accepts HBONE connections (port 15008).
@@ -102,7 +102,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // or ctx ends. It closes c.
 func (s *Server) ServeConn(ctx context.Context, c net.Conn) {
 	defer c.Close()
-	bc := &batchConn{Conn: c}
+	bc := newBatchConn(c)
 	tc := tls.Server(bc, s.tcfg)
 	hctx, cancel := context.WithTimeout(ctx, s.cfg.HandshakeTimeout)
 	err := tc.HandshakeContext(hctx)
@@ -195,6 +195,7 @@ func (s *Server) onRequest(ctx context.Context, c *h2conn, wg *sync.WaitGroup, p
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
+		defer cancel()
 		s.handleStream(sctx, c, st, req)
 	}()
 	return nil

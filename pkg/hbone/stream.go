@@ -7,7 +7,6 @@ import (
 	"net"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"golang.org/x/net/http2"
@@ -42,7 +41,7 @@ type stream struct {
 	rerr      error // abort reason, receive side
 	writing   bool  // someone is writing to sink outside rmu
 	sink      net.Conn
-	sinkRaw   syscall.RawConn
+	sinkNB    *nbWriter // non-blocking writer of a raw-socket sink
 	writerOn  bool
 	recvDone  chan struct{} // sink mode: all received bytes written and CloseWrite done, or aborted
 	recvFin   bool
@@ -77,10 +76,10 @@ func (s *stream) deliver(buf *[]byte, data []byte, end bool) {
 		s.c.credit(nil, len(data), true)
 		return
 	}
-	if len(data) > 0 && s.sinkRaw != nil && len(s.q) == 0 && !s.writing {
+	if len(data) > 0 && s.sinkNB != nil && len(s.q) == 0 && !s.writing {
 		s.writing = true
 		s.rmu.Unlock()
-		n, err := writeNonblock(s.sinkRaw, data)
+		n, err := s.sinkNB.write(data)
 		if n > 0 {
 			s.received.Add(int64(n))
 			s.c.credit(s, n, true)
