@@ -49,9 +49,11 @@ test: deps check-generate test-unit test-privileged test-interop demo
 demo: deps build
 	$(BIN)/ambit-demo --bin $(BIN)
 
+# bench measures direct vs l4 on the demo topology (a report, not a test); see bench/README.md.
 bench: deps build
+	@GO=$(GO) ./hack/install-bench-tools.sh
 	$(GO) build -o $(BIN)/ambit-bench ./bench/cmd/ambit-bench
-	$(BIN)/ambit-bench --bin $(BIN)
+	$(BIN)/ambit-bench --bin $(BIN) --fortio $(CURDIR)/.cache/tools/fortio --out $(CURDIR)/bench/out
 
 clean:
 	rm -rf $(BIN)
