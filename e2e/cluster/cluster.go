@@ -164,25 +164,37 @@ func (c *Cluster) start(ctx context.Context, netnsPath string, cgroupDir *string
 	if c.closed {
 		return nil, ErrClosed
 	}
-	cmd, err := nsenterCmd(ctx, c.nsenter, netnsPath, argv)
+	cmd, release, err := c.command(ctx, netnsPath, cgroupDir, argv)
 	if err != nil {
 		return nil, fmt.Errorf("start: %w", err)
 	}
-	if cgroupDir != nil {
-		f, err := os.Open(*cgroupDir)
-		if err != nil {
-			return nil, fmt.Errorf("open cgroup: %w", err)
-		}
-		defer f.Close()
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = int(f.Fd())
-	}
+	defer release()
 	p, err := startProcess(cmd, logPath, argv)
 	if err != nil {
 		return nil, err
 	}
 	c.procs = append(c.procs, p)
 	return p, nil
+}
+
+// command builds the nsenter command for argv in netnsPath and, when cgroupDir is not
+// nil, places it in that cgroup from its first instruction (CLONE_INTO_CGROUP). release
+// closes the cgroup fd once the process has started.
+func (c *Cluster) command(ctx context.Context, netnsPath string, cgroupDir *string, argv []string) (*exec.Cmd, func(), error) {
+	cmd, err := nsenterCmd(ctx, c.nsenter, netnsPath, argv)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cgroupDir == nil {
+		return cmd, func() {}, nil
+	}
+	f, err := os.Open(*cgroupDir)
+	if err != nil {
+		return nil, nil, fmt.Errorf("open cgroup: %w", err)
+	}
+	cmd.SysProcAttr.UseCgroupFD = true
+	cmd.SysProcAttr.CgroupFD = int(f.Fd())
+	return cmd, func() { f.Close() }, nil
 }
 
 // run runs argv like start, waits, and returns its stdout (see runOutput).
@@ -193,19 +205,11 @@ func (c *Cluster) run(ctx context.Context, netnsPath string, cgroupDir *string, 
 		return nil, ErrClosed
 	}
 	c.mu.Unlock()
-	cmd, err := nsenterCmd(ctx, c.nsenter, netnsPath, argv)
+	cmd, release, err := c.command(ctx, netnsPath, cgroupDir, argv)
 	if err != nil {
 		return nil, fmt.Errorf("run: %w", err)
 	}
-	if cgroupDir != nil {
-		f, err := os.Open(*cgroupDir)
-		if err != nil {
-			return nil, fmt.Errorf("open cgroup: %w", err)
-		}
-		defer f.Close()
-		cmd.SysProcAttr.UseCgroupFD = true
-		cmd.SysProcAttr.CgroupFD = int(f.Fd())
-	}
+	defer release()
 	return runOutput(cmd, argv)
 }
 

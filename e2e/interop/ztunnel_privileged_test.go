@@ -230,22 +230,7 @@ func decodeEchoReply(t *testing.T, out []byte) echoReply {
 	return r
 }
 
-// pollUntil calls cond every 50ms until it returns nil, ctx ends or ioTimeout passes;
-// the last error is returned.
+// pollUntil polls cond with the test's I/O timeout (see mesh.Poll).
 func pollUntil(ctx context.Context, cond func() error) error {
-	ctx, cancel := context.WithTimeout(ctx, ioTimeout)
-	defer cancel()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		err := cond()
-		if err == nil {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w (last: %w)", ctx.Err(), err)
-		case <-tick.C:
-		}
-	}
+	return mesh.Poll(ctx, ioTimeout, cond)
 }

@@ -88,7 +88,7 @@ func (m *Mesh) startNode(ctx context.Context, name string) error {
 // waitReady polls the ztunnel's readiness endpoint and the agent's sockets.
 func (m *Mesh) waitReady(ctx context.Context, n *Node) error {
 	url := fmt.Sprintf("http://127.0.0.1:%d/healthz/ready", wire.PortReadiness)
-	return poll(ctx, 30*time.Second, func() error {
+	return Poll(ctx, 30*time.Second, func() error {
 		for _, p := range []*cluster.Process{m.Istiod, n.Agent, n.Ztunnel} {
 			select {
 			case <-p.Done():

@@ -134,9 +134,9 @@ func (m *Mesh) Close() error {
 // RemoveWorkDir deletes the run's work dir (logs, config, CA).
 func (m *Mesh) RemoveWorkDir() error { return os.RemoveAll(m.Dir) }
 
-// poll calls cond every 50ms until it returns nil or the deadline passes; the last error
-// is returned.
-func poll(ctx context.Context, timeout time.Duration, cond func() error) error {
+// Poll calls cond every 50ms until it returns nil, ctx ends or timeout passes; the last
+// error is returned, wrapped with the reason the wait ended.
+func Poll(ctx context.Context, timeout time.Duration, cond func() error) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	t := time.NewTicker(50 * time.Millisecond)

@@ -76,7 +76,7 @@ func (m *Mesh) Metrics(node string) (string, error) {
 // WaitEnrolled waits until the pod's node ztunnel serves it in-pod, and until every WDS
 // workload count reaches want (so routing knows the whole app).
 func (m *Mesh) WaitEnrolled(ctx context.Context, p *cluster.Pod) error {
-	return poll(ctx, 30*time.Second, func() error {
+	return Poll(ctx, 30*time.Second, func() error {
 		d, err := m.ConfigDump(p.Node.Name)
 		if err != nil {
 			return err
@@ -92,7 +92,7 @@ func (m *Mesh) WaitEnrolled(ctx context.Context, p *cluster.Pod) error {
 
 // WaitWorkloads waits until every node's ztunnel knows at least n workloads over WDS.
 func (m *Mesh) WaitWorkloads(ctx context.Context, n int) error {
-	return poll(ctx, 30*time.Second, func() error {
+	return Poll(ctx, 30*time.Second, func() error {
 		for name := range m.Nodes {
 			d, err := m.ConfigDump(name)
 			if err != nil {

@@ -213,7 +213,9 @@ func (s *stream) abort(err error, code http2.ErrCode, sendRST bool) {
 
 	c.credit(nil, discarded, true)
 	if sink != nil {
-		_ = sink.SetReadDeadline(time.Unix(1, 0)) // wake the sender blocked reading the app
+		// Wake the sender blocked reading the app and the writer blocked writing to it:
+		// an aborted stream delivers nothing more (its queue was discarded above).
+		_ = sink.SetDeadline(time.Unix(1, 0))
 	}
 	if s.cancel != nil {
 		s.cancel()

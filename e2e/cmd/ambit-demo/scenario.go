@@ -86,21 +86,13 @@ func echoBin(m *mesh.Mesh) string { return m.Bin("ambit-echo") }
 
 // waitListening polls the app from its node (a probe-like connection, not captured).
 func waitListening(ctx context.Context, p *cluster.Pod) error {
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	return mesh.Poll(ctx, 20*time.Second, func() error {
 		c, err := p.Node.Dial(ctx, "tcp", netip.AddrPortFrom(p.IP, 8080).String())
-		if err == nil {
-			c.Close()
-			return nil
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
+		if err != nil {
 			return fmt.Errorf("app in %s/%s not listening: %w", p.Namespace, p.Name, err)
 		}
-		select {
-		case <-ctx.Done():
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return c.Close()
+	})
 }
 
 // runScenario deploys the app, sends the traffic with a capture running on the fabric
