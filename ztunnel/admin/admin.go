@@ -1,5 +1,5 @@
 // Package admin serves ztunnel's local endpoints: the admin API on 15000
-// (/config_dump, /quitquitquit), Prometheus metrics on 15020 (/metrics) and readiness on
+// (/config_dump, /quitquitquit, /debug/pprof/), Prometheus metrics on 15020 (/metrics) and readiness on
 // 15021 (/healthz/ready), at Istio's ports and paths.
 package admin
 
@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,10 @@ type Server struct {
 func (s *Server) Run(ctx context.Context) error {
 	admin := http.NewServeMux()
 	admin.HandleFunc("/config_dump", s.configDump)
+	// Go profiles on the localhost-only admin port, for `go tool pprof`.
+	admin.HandleFunc("/debug/pprof/", pprof.Index)
+	admin.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	admin.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	admin.HandleFunc("/quitquitquit", func(w http.ResponseWriter, r *http.Request) {
 		if r.Method != http.MethodPost {
 			http.Error(w, "POST only", http.StatusMethodNotAllowed)
