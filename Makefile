@@ -36,8 +36,8 @@ test-unit:
 
 # Privileged tests: real eBPF, network namespaces and cgroups. They need root and skip
 # with a message otherwise.
-test-privileged:
-	$(GO) test -count=1 -p 1 -run '^TestPrivileged' ./...
+test-privileged: build
+	AMBIT_BIN=$(abspath $(BIN)) $(GO) test -count=1 -p 1 -run '^TestPrivileged' ./...
 
 # Interop with Istio's own Go code (a separate module, so Istio's dependency graph never
 # reaches the product); the privileged part runs Istio's HBONE client through ztunnel.

@@ -70,7 +70,7 @@ func (m *Mesh) startNode(ctx context.Context, name string) error {
 	if err != nil {
 		return fmt.Errorf("start node agent %s: %w", name, err)
 	}
-	args := append([]string{
+	n.ztunnelArgv = append([]string{
 		m.Bin("ztunnel"),
 		"--node-name", name,
 		"--xds-address", fmt.Sprintf("%s:%d", m.Cluster.BridgeIP, wire.PortXDSTLS),
@@ -78,11 +78,30 @@ func (m *Mesh) startNode(ctx context.Context, name string) error {
 		"--token-file", filepath.Join(n.Dir, "token"),
 		"--zds-socket", n.zdsSock,
 	}, m.opts.ZtunnelArgs...)
-	n.Ztunnel, err = cn.Start(ctx, m.LogPath(name+"-ztunnel"), args...)
+	n.Ztunnel, err = cn.Start(ctx, m.LogPath(name+"-ztunnel"), n.ztunnelArgv...)
 	if err != nil {
 		return fmt.Errorf("start ztunnel %s: %w", name, err)
 	}
 	return nil
+}
+
+// RestartZtunnel stops the node's ztunnel (SIGTERM) and starts a new one with the same
+// flags, as a DaemonSet rollout would, then waits until it is ready. The node agent keeps
+// enrolment meanwhile and replays it to the new ztunnel over ZDS.
+func (m *Mesh) RestartZtunnel(ctx context.Context, node string) error {
+	n := m.Nodes[node]
+	if n == nil {
+		return fmt.Errorf("restart ztunnel: unknown node %q", node)
+	}
+	if err := n.Ztunnel.Stop(); err != nil {
+		return fmt.Errorf("restart ztunnel %s: %w", node, err)
+	}
+	p, err := n.Start(ctx, m.LogPath(node+"-ztunnel"), n.ztunnelArgv...)
+	if err != nil {
+		return fmt.Errorf("restart ztunnel %s: %w", node, err)
+	}
+	n.Ztunnel = p
+	return m.waitReady(ctx, n)
 }
 
 // waitReady polls the ztunnel's readiness endpoint and the agent's sockets.

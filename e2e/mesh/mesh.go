@@ -36,6 +36,7 @@ type Node struct {
 	Dir              string // work dir: sockets, state, token
 	Agent, Ztunnel   *cluster.Process
 	zdsSock, cniSock string
+	ztunnelArgv      []string
 }
 
 // Mesh is a running mesh. Close removes everything it made.
