@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"time"
 
 	"github.com/ambitmesh/ambit/pkg/hbone"
 	"github.com/ambitmesh/ambit/pkg/spiffe"
@@ -75,9 +76,7 @@ type Proxy struct {
 func New(cfg Config, pod Pod) *Proxy {
 	p := &Proxy{cfg: cfg, pod: pod, log: cfg.Logger.With("pod", pod.Namespace+"/"+pod.Name)}
 	p.client = hbone.NewClient(hbone.ClientConfig{
-		GetClientCertificate: func() (*tls.Certificate, error) {
-			return cfg.Certs.TLSCertificate(context.Background(), pod.Identity)
-		},
+		GetClientCertificate: func() (*tls.Certificate, error) { return p.certificate() },
 		Roots:       cfg.Certs.Roots,
 		TrustDomain: cfg.TrustDomain,
 		Dial: func(ctx context.Context, _, addr string) (net.Conn, error) {
@@ -89,15 +88,23 @@ func New(cfg Config, pod Pod) *Proxy {
 		},
 	})
 	p.server = hbone.NewServer(hbone.ServerConfig{
-		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) {
-			return cfg.Certs.TLSCertificate(context.Background(), pod.Identity)
-		},
+		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return p.certificate() },
 		Roots:        cfg.Certs.Roots,
 		TrustDomain:  cfg.TrustDomain,
 		Connect:      p.connectInbound,
 		OnStreamDone: p.inboundDone,
 	})
 	return p
+}
+
+// certFetchTimeout bounds a handshake's wait for the pod's certificate from the CA.
+const certFetchTimeout = 10 * time.Second
+
+// certificate returns the pod's current certificate for a TLS handshake.
+func (p *Proxy) certificate() (*tls.Certificate, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), certFetchTimeout)
+	defer cancel()
+	return p.cfg.Certs.TLSCertificate(ctx, p.pod.Identity)
 }
 
 // Run serves the listeners until ctx ends, then closes them and the HBONE pool, and
