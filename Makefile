@@ -49,10 +49,13 @@ test: deps check-generate test-unit test-privileged test-interop demo
 demo: deps build
 	$(BIN)/ambit-demo --bin $(BIN)
 
-# bench measures direct vs l4 on the demo topology (a report, not a test); see bench/README.md.
+# bench measures direct, l4, peer-hbone (Istio's Go HBONE) and plain-tls on the demo
+# topology (a report, not a test); see bench/README.md.
 bench: deps build
 	@GO=$(GO) ./hack/install-bench-tools.sh
 	$(GO) build -o $(BIN)/ambit-bench ./bench/cmd/ambit-bench
+	$(GO) build -o $(BIN)/ambit-tlsfwd ./bench/cmd/ambit-tlsfwd
+	cd e2e/interop && $(GO) build -o $(abspath $(BIN))/istio-hbone-fwd ./cmd/istio-hbone-fwd
 	$(BIN)/ambit-bench --bin $(BIN) --fortio $(CURDIR)/.cache/tools/fortio --out $(CURDIR)/bench/out
 
 clean:

@@ -2,14 +2,13 @@ package report
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 	"strconv"
 	"strings"
 )
 
 // Markdown renders the run: settings, one row per mode (medians over rounds), the
-// comparison rows against Baseline, failures, idle footprint and the targets.
+// comparison rows (every mode against Baseline, l4 against peer-hbone and plain-tls),
+// failures, the proxies' memory and the targets.
 func (r *Results) Markdown() string {
 	var b strings.Builder
 	s := r.Settings
@@ -35,10 +34,11 @@ func (r *Results) Markdown() string {
 		b.WriteString("\n")
 	}
 	for _, c := range r.Comparisons {
-		fmt.Fprintf(&b, "| %s/%s | %.2f× | %.2f× | %.2f× | | | %.2f× | | |\n",
-			c.Mode, Baseline, c.Gbps1Ratio, c.Gbps4Ratio, c.ConnsRatio, c.P99Ratio)
-		fmt.Fprintf(&b, "| %s − %s | | | | %+.0f | %+.0f | %+.0f | | |\n",
-			c.Mode, Baseline, c.AddedP50, c.AddedP90, c.AddedP99)
+		fmt.Fprintf(&b, "| %s/%s |%s|%s|%s| | |%s|%s|%s|\n", c.Mode, c.Against,
+			times(c.Gbps1Ratio), times(c.Gbps4Ratio), times(c.ConnsRatio), times(c.P99Ratio), times(c.CoresRatio), times(c.CPUPerGBRatio))
+		if c.Against == Baseline {
+			fmt.Fprintf(&b, "| %s − %s | | | | %+.0f | %+.0f | %+.0f | | |\n", c.Mode, c.Against, c.AddedP50, c.AddedP90, c.AddedP99)
+		}
 	}
 	b.WriteString("\n")
 	for _, m := range r.Modes {
@@ -46,25 +46,7 @@ func (r *Results) Markdown() string {
 			fmt.Fprintf(&b, "**%s FAILED** after %d complete rounds: %s\n\n", m.Name, len(m.Rounds), m.Error)
 		}
 	}
-	fp := r.Footprint
-	for _, row := range []struct {
-		what string
-		mib  map[string]float64
-	}{
-		{"idle (pods enrolled, before any traffic)", fp.IdleRSSMiB},
-		{"at load (first l4 latency run, before any bulk transfer)", fp.LoadRSSMiB},
-		{"peak over the run (VmHWM, bulk transfers included)", fp.PeakRSSMiB},
-	} {
-		if len(row.mib) == 0 {
-			continue
-		}
-		fmt.Fprintf(&b, "ztunnel RSS %s:", row.what)
-		for _, n := range slices.Sorted(maps.Keys(row.mib)) {
-			fmt.Fprintf(&b, " %s %.1f MiB;", n, row.mib[n])
-		}
-		b.WriteString("\n")
-	}
-	b.WriteString("\n")
+	r.footprint(&b)
 	b.WriteString("| target (performance.md) | goal | this run | status |\n|---|---|---|---|\n")
 	for _, t := range r.Targets {
 		v := t.Value
@@ -74,4 +56,35 @@ func (r *Results) Markdown() string {
 		fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.Figure, t.Goal, v, t.Status)
 	}
 	return b.String()
+}
+
+// footprint renders the memory of every mode's proxies, when any was read.
+func (r *Results) footprint(b *strings.Builder) {
+	var rows []string
+	for _, m := range r.Modes {
+		for _, p := range m.Proxies {
+			rows = append(rows, fmt.Sprintf("| %s | %s | %s | %s | %s |\n", m.Name, p.Name, mibCell(p.IdleRSSMiB), mibCell(p.LoadRSSMiB), mibCell(p.PeakRSSMiB)))
+		}
+	}
+	if len(rows) == 0 {
+		return
+	}
+	b.WriteString("| mode | proxy | RSS idle MiB | RSS at load MiB (first latency run) | peak RSS MiB (VmHWM, bulk included) |\n|---|---|---:|---:|---:|\n")
+	b.WriteString(strings.Join(rows, ""))
+	b.WriteString("\n")
+}
+
+// times renders a ratio as the table cell " 1.23× ", or " " for 0 (not applicable).
+func times(x float64) string {
+	if x == 0 {
+		return " "
+	}
+	return fmt.Sprintf(" %.2f× ", x)
+}
+
+func mibCell(x float64) string {
+	if x == 0 {
+		return "—"
+	}
+	return fmt.Sprintf("%.1f", x)
 }

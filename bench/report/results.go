@@ -13,20 +13,27 @@ import (
 	"github.com/ambitmesh/ambit/bench/measure"
 )
 
-// Baseline is the mode every other mode is compared with: pods not enrolled, plain TCP.
-const Baseline = "direct"
+// Mode names, as performance.md's "Modes".
+const (
+	Baseline  = "direct"     // pods not enrolled, plain TCP: every mode is compared with it
+	L4        = "l4"         // both pods enrolled: two ztunnels over HBONE
+	PeerHBONE = "peer-hbone" // Istio's Go HBONE client and server in place of the ztunnels
+	PlainTLS  = "plain-tls"  // a minimal crypto/tls forwarder, one TLS connection per flow
+)
 
-// Figures are one mode's numbers from one round, or their medians over the rounds.
+// Figures are one mode's numbers from one round, or their medians over the rounds. The
+// proxies are the processes that carry the mode's bytes (l4: both ztunnels; peer-hbone
+// and plain-tls: the client and server forwarders); for direct they are the ztunnels,
+// which are off the path, so their figures are the idle background.
 type Figures struct {
-	Gbps1           float64 `json:"iperf3_1_stream_gbps"`                 // iperf3 single stream, Gbit/s
-	Gbps4           float64 `json:"iperf3_4_streams_gbps"`                // iperf3 -P 4, Gbit/s
-	ConnsPerSec     float64 `json:"connections_per_second"`               // new TCP connections/s, fortio -keepalive=false
-	P50Micros       float64 `json:"latency_p50_us"`                       // fortio at the fixed rate, µs
-	P90Micros       float64 `json:"latency_p90_us"`                       // µs
-	P99Micros       float64 `json:"latency_p99_us"`                       // µs
-	ZtunnelCores    float64 `json:"ztunnels_cores_during_latency"`        // both ztunnels together, CPU s per s
-	ZtunnelCPUPerGB float64 `json:"ztunnels_cpu_seconds_per_gb_1_stream"` // both ztunnels' CPU s per 10^9 bytes received
-	ZtunnelRSSMiB   float64 `json:"ztunnel_max_rss_mib_during_latency"`   // the larger ztunnel's peak sampled VmRSS
+	Gbps1         float64 `json:"iperf3_1_stream_gbps"`                // iperf3 single stream, Gbit/s
+	Gbps4         float64 `json:"iperf3_4_streams_gbps"`               // iperf3 -P 4, Gbit/s
+	ConnsPerSec   float64 `json:"connections_per_second"`              // new TCP connections/s, fortio -keepalive=false
+	P50Micros     float64 `json:"latency_p50_us"`                      // fortio at the fixed rate, µs
+	P90Micros     float64 `json:"latency_p90_us"`                      // µs
+	P99Micros     float64 `json:"latency_p99_us"`                      // µs
+	ProxyCores    float64 `json:"proxies_cores_during_latency"`        // both proxies together, CPU s per s
+	ProxyCPUPerGB float64 `json:"proxies_cpu_seconds_per_gb_1_stream"` // both proxies' CPU s per 10^9 bytes received
 }
 
 // fields lists every figure once, so medians and tables cannot miss one.
@@ -41,17 +48,28 @@ var fields = []struct {
 	{"p50 µs", func(f *Figures) *float64 { return &f.P50Micros }, 0},
 	{"p90 µs", func(f *Figures) *float64 { return &f.P90Micros }, 0},
 	{"p99 µs", func(f *Figures) *float64 { return &f.P99Micros }, 0},
-	{"ztunnels' CPU cores at load (both)", func(f *Figures) *float64 { return &f.ZtunnelCores }, 3},
-	{"ztunnels' CPU-s per GB (1 stream)", func(f *Figures) *float64 { return &f.ZtunnelCPUPerGB }, 2},
+	{"proxies' CPU cores at load (both)", func(f *Figures) *float64 { return &f.ProxyCores }, 3},
+	{"proxies' CPU-s per GB (1 stream)", func(f *Figures) *float64 { return &f.ProxyCPUPerGB }, 2},
+}
+
+// Proxy is the resident memory of one process on a mode's path, MiB. Go keeps freed
+// heap for minutes, so memory at load is read before the mode's first bulk transfer,
+// and the peak over the whole run (bulk transfers included) is reported apart.
+type Proxy struct {
+	Name       string  `json:"name"`         // e.g. "ztunnel node-a", "client forwarder"
+	IdleRSSMiB float64 `json:"idle_rss_mib"` // pods deployed, before any traffic
+	LoadRSSMiB float64 `json:"load_rss_mib"` // largest VmRSS sampled during the mode's first latency run
+	PeakRSSMiB float64 `json:"peak_rss_mib"` // VmHWM at the end of the run
 }
 
 // Mode is one mode's results. A mode that failed keeps the rounds it completed and
 // the first error.
 type Mode struct {
-	Name   string    `json:"name"`
-	Error  string    `json:"error,omitempty"`
-	Rounds []Figures `json:"rounds"`
-	Median *Figures  `json:"median,omitempty"` // set by Results.Summarize; nil without rounds
+	Name    string    `json:"name"`
+	Error   string    `json:"error,omitempty"`
+	Rounds  []Figures `json:"rounds"`
+	Median  *Figures  `json:"median,omitempty"`  // set by Results.Summarize; nil without rounds
+	Proxies []Proxy   `json:"proxies,omitempty"` // memory of the processes on the path; none for direct
 }
 
 // Settings record how the run measured, so a reader can judge the numbers.
@@ -69,28 +87,26 @@ type Settings struct {
 	LoadAvgAtStart  string `json:"loadavg_at_start"`
 }
 
-// Comparison is a mode against Baseline, from the medians: ratios (mode/direct) of the
-// rates and the latency the mode adds (mode − direct, µs).
+// Comparison is a mode against another (Against), from the medians: ratios
+// (mode/against) of the rates, of p99 and, between two modes with proxies on the
+// path, of the proxies' CPU; and the latency the mode adds (mode − against, µs).
 type Comparison struct {
-	Mode        string  `json:"mode"`
-	Gbps1Ratio  float64 `json:"iperf3_1_stream_ratio"`
-	Gbps4Ratio  float64 `json:"iperf3_4_streams_ratio"`
-	ConnsRatio  float64 `json:"connections_per_second_ratio"`
-	AddedP50    float64 `json:"added_p50_us"`
-	AddedP90    float64 `json:"added_p90_us"`
-	AddedP99    float64 `json:"added_p99_us"`
-	P99Ratio    float64 `json:"p99_ratio"`
-	CPUPerGBAbs float64 `json:"ztunnels_cpu_seconds_per_gb"`
+	Mode          string  `json:"mode"`
+	Against       string  `json:"against"`
+	Gbps1Ratio    float64 `json:"iperf3_1_stream_ratio"`
+	Gbps4Ratio    float64 `json:"iperf3_4_streams_ratio"`
+	ConnsRatio    float64 `json:"connections_per_second_ratio"`
+	AddedP50      float64 `json:"added_p50_us"`
+	AddedP90      float64 `json:"added_p90_us"`
+	AddedP99      float64 `json:"added_p99_us"`
+	P99Ratio      float64 `json:"p99_ratio"`
+	CoresRatio    float64 `json:"proxies_cores_ratio,omitempty"`              // 0 against direct
+	CPUPerGBRatio float64 `json:"proxies_cpu_seconds_per_gb_ratio,omitempty"` // 0 against direct
 }
 
-// Footprint is the ztunnels' resident memory, MiB per node name. Go keeps freed heap
-// for minutes, so memory is read at load before any bulk transfer, and the peak over
-// the whole run (bulk transfers included) is reported apart.
-type Footprint struct {
-	IdleRSSMiB map[string]float64 `json:"idle_rss_mib"` // pods enrolled, before any traffic
-	LoadRSSMiB map[string]float64 `json:"load_rss_mib"` // peak sampled VmRSS during the first l4 latency run
-	PeakRSSMiB map[string]float64 `json:"peak_rss_mib"` // VmHWM at the end of the run
-}
+// peerComparisons are the pairs compared besides every mode against Baseline: the
+// targets' l4 against the two baselines of encrypted forwarding.
+var peerComparisons = [][2]string{{L4, PeerHBONE}, {L4, PlainTLS}}
 
 // Results is one benchmark run.
 type Results struct {
@@ -98,7 +114,6 @@ type Results struct {
 	Started     time.Time    `json:"started"`
 	Elapsed     string       `json:"elapsed"`
 	Settings    Settings     `json:"settings"`
-	Footprint   Footprint    `json:"ztunnel_footprint"`
 	Modes       []*Mode      `json:"modes"`
 	Comparisons []Comparison `json:"comparisons"` // set by Summarize
 	Targets     []Target     `json:"targets"`     // set by Summarize
@@ -106,10 +121,8 @@ type Results struct {
 
 // Mode returns the named mode, adding it (in call order) when new.
 func (r *Results) Mode(name string) *Mode {
-	for _, m := range r.Modes {
-		if m.Name == name {
-			return m
-		}
+	if m := r.find(name); m != nil {
+		return m
 	}
 	m := &Mode{Name: name}
 	r.Modes = append(r.Modes, m)
@@ -144,20 +157,53 @@ func (r *Results) Summarize() {
 		m.Median = med
 	}
 	r.Comparisons = nil
-	base := r.Mode(Baseline).Median
 	for _, m := range r.Modes {
-		if m.Name == Baseline || m.Median == nil || base == nil {
-			continue
+		if m.Name != Baseline {
+			r.compare(m.Name, Baseline)
 		}
-		x := m.Median
-		r.Comparisons = append(r.Comparisons, Comparison{
-			Mode: m.Name, Gbps1Ratio: ratio(x.Gbps1, base.Gbps1), Gbps4Ratio: ratio(x.Gbps4, base.Gbps4),
-			ConnsRatio: ratio(x.ConnsPerSec, base.ConnsPerSec), P99Ratio: ratio(x.P99Micros, base.P99Micros),
-			AddedP50: x.P50Micros - base.P50Micros, AddedP90: x.P90Micros - base.P90Micros,
-			AddedP99: x.P99Micros - base.P99Micros, CPUPerGBAbs: x.ZtunnelCPUPerGB,
-		})
+	}
+	for _, p := range peerComparisons {
+		r.compare(p[0], p[1])
 	}
 	r.Targets = evaluateTargets(r)
+}
+
+// compare appends mode against other when both have medians.
+func (r *Results) compare(mode, other string) {
+	x, y := r.find(mode), r.find(other)
+	if x == nil || y == nil || x.Median == nil || y.Median == nil {
+		return
+	}
+	a, b := x.Median, y.Median
+	c := Comparison{
+		Mode: mode, Against: other, Gbps1Ratio: ratio(a.Gbps1, b.Gbps1), Gbps4Ratio: ratio(a.Gbps4, b.Gbps4),
+		ConnsRatio: ratio(a.ConnsPerSec, b.ConnsPerSec), P99Ratio: ratio(a.P99Micros, b.P99Micros),
+		AddedP50: a.P50Micros - b.P50Micros, AddedP90: a.P90Micros - b.P90Micros, AddedP99: a.P99Micros - b.P99Micros,
+	}
+	if other != Baseline {
+		c.CoresRatio, c.CPUPerGBRatio = ratio(a.ProxyCores, b.ProxyCores), ratio(a.ProxyCPUPerGB, b.ProxyCPUPerGB)
+	}
+	r.Comparisons = append(r.Comparisons, c)
+}
+
+// find returns the named mode or nil, without adding it.
+func (r *Results) find(name string) *Mode {
+	for _, m := range r.Modes {
+		if m.Name == name {
+			return m
+		}
+	}
+	return nil
+}
+
+// comparison returns the comparison of mode against other, or nil.
+func (r *Results) comparison(mode, other string) *Comparison {
+	for i := range r.Comparisons {
+		if c := &r.Comparisons[i]; c.Mode == mode && c.Against == other {
+			return c
+		}
+	}
+	return nil
 }
 
 func ratio(a, b float64) float64 {

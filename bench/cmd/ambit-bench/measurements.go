@@ -13,9 +13,9 @@ import (
 // counts as failed.
 const maxErrorShare = 0.001
 
-// round measures one mode once: latency at the fixed rate (with the ztunnels' CPU, and
-// their peak RSS per ztunnel, which it returns), the connection rate, and throughput
-// with 1 and 4 streams (with the ztunnels' CPU per GB on the single stream). Latency
+// round measures one mode once: latency at the fixed rate (with its proxies' CPU, and
+// their peak RSS per proxy, which it returns), the connection rate, and throughput
+// with 1 and 4 streams (with the proxies' CPU per GB on the single stream). Latency
 // comes first so its RSS is not inflated by the bulk transfers' buffers.
 func (b *bench) round(ctx context.Context, mode string) (report.Figures, []int64, error) {
 	var f report.Figures
@@ -36,9 +36,9 @@ func (b *bench) round(ctx context.Context, mode string) (report.Figures, []int64
 }
 
 // throughput runs iperf3 with 1 and 4 streams and fills their rates and the
-// ztunnels' CPU per GB of the single stream.
+// proxies' CPU per GB of the single stream.
 func (b *bench) throughput(ctx context.Context, mode string, f *report.Figures) error {
-	before, err := b.sampleZtunnels()
+	before, err := b.sampleProxies(mode)
 	if err != nil {
 		return err
 	}
@@ -46,13 +46,13 @@ func (b *bench) throughput(ctx context.Context, mode string, f *report.Figures) 
 	if err != nil {
 		return err
 	}
-	after, err := b.sampleZtunnels()
+	after, err := b.sampleProxies(mode)
 	if err != nil {
 		return err
 	}
 	f.Gbps1 = one.Gbps()
 	if one.Bytes > 0 {
-		f.ZtunnelCPUPerGB = cpuSeconds(before, after) / (float64(one.Bytes) / 1e9)
+		f.ProxyCPUPerGB = cpuSeconds(before, after) / (float64(one.Bytes) / 1e9)
 	}
 	four, err := b.iperf(ctx, mode, 4)
 	if err != nil {
@@ -62,16 +62,16 @@ func (b *bench) throughput(ctx context.Context, mode string, f *report.Figures) 
 	return nil
 }
 
-// latency runs fortio at the fixed rate while sampling the ztunnels' RSS; it fills the
-// percentiles and the ztunnels' CPU (cores, both together) and returns each ztunnel's
+// latency runs fortio at the fixed rate while sampling the proxies' RSS; it fills the
+// percentiles and the proxies' CPU (cores, both together) and returns each proxy's
 // peak sampled RSS in bytes.
 func (b *bench) latency(ctx context.Context, mode string, f *report.Figures) ([]int64, error) {
-	before, err := b.sampleZtunnels()
+	before, err := b.sampleProxies(mode)
 	if err != nil {
 		return nil, err
 	}
 	stop, peak := make(chan struct{}), make(chan []int64)
-	go func() { peak <- b.peakRSS(stop, 500*time.Millisecond) }()
+	go func() { peak <- b.peakRSS(mode, stop, 500*time.Millisecond) }()
 	h, err := b.fortio(ctx, mode, b.pairs[mode].url(), "-qps", fmt.Sprint(b.cfg.qps), "-c", fmt.Sprint(b.cfg.conns),
 		"-t", b.cfg.latencyTime.String(), "-payload-size", fmt.Sprint(b.cfg.payload), "-uniform", "-nocatchup")
 	close(stop)
@@ -79,11 +79,11 @@ func (b *bench) latency(ctx context.Context, mode string, f *report.Figures) ([]
 	if err != nil {
 		return nil, fmt.Errorf("latency %s: %w", mode, err)
 	}
-	after, err := b.sampleZtunnels()
+	after, err := b.sampleProxies(mode)
 	if err != nil {
 		return nil, err
 	}
-	f.ZtunnelCores = cpuSeconds(before, after) / after[0].At.Sub(before[0].At).Seconds()
+	f.ProxyCores = cpuSeconds(before, after) / after[0].At.Sub(before[0].At).Seconds()
 	if h.ActualQPS < 0.95*float64(b.cfg.qps) {
 		logf("warning: %s latency run reached %.0f of %d req/s; its figures describe a lower rate", mode, h.ActualQPS, b.cfg.qps)
 	}
@@ -106,7 +106,7 @@ func (b *bench) iperf(ctx context.Context, mode string, streams int) (measure.Th
 	secs := int(b.cfg.iperfTime / time.Second)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
 	defer cancel()
-	out, err := p.client.Run(ctx, b.cfg.iperf3, "-c", p.server.IP.String(), "-p", fmt.Sprint(iperfPort),
+	out, err := p.client.Run(ctx, b.cfg.iperf3, "-c", p.target.String(), "-p", fmt.Sprint(iperfPort),
 		"-t", fmt.Sprint(secs), "-P", fmt.Sprint(streams), "-J", "--connect-timeout", "5000")
 	t, perr := measure.ParseIperf3(out)
 	if perr != nil {
@@ -136,26 +136,28 @@ func (b *bench) fortio(ctx context.Context, mode, url string, args ...string) (m
 	return h, nil
 }
 
-// sampleZtunnels reads both ztunnels' /proc figures; a ztunnel that exited is an error.
-func (b *bench) sampleZtunnels() ([]measure.ProcSample, error) {
-	s := make([]measure.ProcSample, len(b.ztunnels))
-	for i, pid := range b.ztunnels {
+// sampleProxies reads the /proc figures of the mode's proxies; one that exited is an
+// error.
+func (b *bench) sampleProxies(mode string) ([]measure.ProcSample, error) {
+	ps := b.pairs[mode].proxies
+	s := make([]measure.ProcSample, len(ps))
+	for i, p := range ps {
 		var err error
-		if s[i], err = measure.ReadProc(pid); err != nil {
-			return nil, fmt.Errorf("ztunnel: %w", err)
+		if s[i], err = measure.ReadProc(p.pid); err != nil {
+			return nil, fmt.Errorf("%s: %w", p.name, err)
 		}
 	}
 	return s, nil
 }
 
-// peakRSS samples the ztunnels every interval until stop closes and returns the
-// largest VmRSS seen, per ztunnel, in bytes.
-func (b *bench) peakRSS(stop <-chan struct{}, interval time.Duration) []int64 {
+// peakRSS samples the mode's proxies every interval until stop closes and returns the
+// largest VmRSS seen, per proxy, in bytes.
+func (b *bench) peakRSS(mode string, stop <-chan struct{}, interval time.Duration) []int64 {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	peak := make([]int64, len(b.ztunnels))
+	peak := make([]int64, len(b.pairs[mode].proxies))
 	for {
-		if s, err := b.sampleZtunnels(); err == nil {
+		if s, err := b.sampleProxies(mode); err == nil {
 			for i, x := range s {
 				peak[i] = max(peak[i], x.RSS)
 			}
@@ -168,7 +170,7 @@ func (b *bench) peakRSS(stop <-chan struct{}, interval time.Duration) []int64 {
 	}
 }
 
-// cpuSeconds is the CPU the ztunnels used together between two samplings.
+// cpuSeconds is the CPU the proxies used together between two samplings.
 func cpuSeconds(before, after []measure.ProcSample) float64 {
 	var d time.Duration
 	for i := range before {

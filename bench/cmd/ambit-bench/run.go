@@ -6,20 +6,21 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/ambitmesh/ambit/bench/measure"
 	"github.com/ambitmesh/ambit/bench/report"
 	"github.com/ambitmesh/ambit/e2e/cluster"
 	"github.com/ambitmesh/ambit/e2e/mesh"
 )
 
-// modes are measured in this order in even rounds and reversed in odd ones (ABBA), so
-// a slow drift of the shared machine's load weighs on both alike.
-var modes = []string{"direct", "l4"}
+// allModes are the modes the benchmark knows, in the order of the first round; later
+// rounds rotate it (rotation), so a slow drift of the shared machine's load does not
+// weigh on one mode more than on another.
+var allModes = []string{report.Baseline, report.L4, report.PeerHBONE, report.PlainTLS}
 
 // ztunnelNodes are the nodes, in the order of bench.ztunnels.
 var ztunnelNodes = []string{"node-a", "node-b"}
@@ -74,42 +75,53 @@ func run(ctx context.Context, c config) int {
 // measureAll deploys the pods and runs the rounds; errors land in res (per mode, or
 // on every mode when the deployment itself fails).
 func measureAll(ctx context.Context, c config, m *mesh.Mesh, res *report.Results) {
-	for _, name := range modes {
+	for _, name := range c.modes {
 		res.Mode(name)
 	}
 	b := &bench{cfg: c, m: m}
 	for _, n := range ztunnelNodes {
-		b.ztunnels = append(b.ztunnels, m.Nodes[n].Ztunnel.Pid)
+		b.ztunnels = append(b.ztunnels, proxy{"ztunnel " + n, m.Nodes[n].Ztunnel.Pid})
 	}
-	logf("deploying client and server pods for modes %v", modes)
+	logf("deploying client and server pods for modes %v", c.modes)
 	if err := b.deploy(ctx); err != nil {
-		for _, name := range modes {
+		for _, name := range c.modes {
 			res.Mode(name).Error = err.Error()
 		}
 		return
 	}
-	idle, err := b.sampleZtunnels()
-	if err != nil {
-		res.Mode("l4").Error = err.Error()
-		return
+	for _, name := range c.modes {
+		if name == report.Baseline { // its ztunnels are off the path
+			continue
+		}
+		idle, err := b.sampleProxies(name)
+		if err != nil {
+			res.Mode(name).Error = err.Error()
+			continue
+		}
+		md := res.Mode(name)
+		for i, s := range idle {
+			md.Proxies = append(md.Proxies, report.Proxy{Name: b.pairs[name].proxies[i].name, IdleRSSMiB: mib(s.RSS)})
+		}
 	}
-	res.Footprint.IdleRSSMiB = perNode(idle, func(s measure.ProcSample) int64 { return s.RSS })
 	defer func() {
-		if end, err := b.sampleZtunnels(); err == nil {
-			res.Footprint.PeakRSSMiB = perNode(end, func(s measure.ProcSample) int64 { return s.HWM })
+		for _, md := range res.Modes {
+			if end, err := b.sampleProxies(md.Name); err == nil && len(md.Proxies) == len(end) {
+				for i, s := range end {
+					md.Proxies[i].PeakRSSMiB = mib(s.HWM)
+				}
+			}
 		}
 	}()
-	for _, name := range modes {
+	for _, name := range c.modes {
+		if res.Mode(name).Error != "" {
+			continue
+		}
 		if err := b.verify(ctx, name); err != nil {
 			res.Mode(name).Error = err.Error()
 		}
 	}
 	for r := range c.rounds {
-		order := modes
-		if r%2 == 1 {
-			order = []string{modes[1], modes[0]}
-		}
-		for _, name := range order {
+		for _, name := range rotation(c.modes, r) {
 			md := res.Mode(name)
 			if md.Error != "" {
 				continue
@@ -129,16 +141,22 @@ func measureAll(ctx context.Context, c config, m *mesh.Mesh, res *report.Results
 				continue
 			}
 			md.Rounds = append(md.Rounds, f)
-			if name == "l4" && res.Footprint.LoadRSSMiB == nil {
-				res.Footprint.LoadRSSMiB = map[string]float64{}
+			if len(md.Rounds) == 1 && len(md.Proxies) == len(peaks) {
 				for i, p := range peaks {
-					res.Footprint.LoadRSSMiB[ztunnelNodes[i]] = mib(p)
+					md.Proxies[i].LoadRSSMiB = mib(p)
 				}
 			}
-			logf("  %s: %.2f / %.2f Gbit/s, %.0f conns/s, p50/p90/p99 %.0f/%.0f/%.0f µs, ztunnels %.3f cores, %.2f CPU-s/GB",
-				name, f.Gbps1, f.Gbps4, f.ConnsPerSec, f.P50Micros, f.P90Micros, f.P99Micros, f.ZtunnelCores, f.ZtunnelCPUPerGB)
+			logf("  %s: %.2f / %.2f Gbit/s, %.0f conns/s, p50/p90/p99 %.0f/%.0f/%.0f µs, proxies %.3f cores, %.2f CPU-s/GB",
+				name, f.Gbps1, f.Gbps4, f.ConnsPerSec, f.P50Micros, f.P90Micros, f.P99Micros, f.ProxyCores, f.ProxyCPUPerGB)
 		}
 	}
+}
+
+// rotation is the order of round r (from 0): modes rotated left by r, so each mode
+// takes each position in turn.
+func rotation(modes []string, r int) []string {
+	k := r % len(modes)
+	return append(slices.Clone(modes[k:]), modes[:k]...)
 }
 
 func settings(c config) report.Settings {
@@ -161,15 +179,6 @@ func settings(c config) report.Settings {
 }
 
 func mib(b int64) float64 { return float64(b) / (1 << 20) }
-
-// perNode maps the ztunnels' samples to MiB per node name with get.
-func perNode(samples []measure.ProcSample, get func(measure.ProcSample) int64) map[string]float64 {
-	out := map[string]float64{}
-	for i, s := range samples {
-		out[ztunnelNodes[i]] = mib(get(s))
-	}
-	return out
-}
 
 func logf(format string, args ...any) {
 	fmt.Fprintf(os.Stderr, "ambit-bench: "+format+"\n", args...)

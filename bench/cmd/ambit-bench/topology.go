@@ -10,41 +10,61 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/ambitmesh/ambit/bench/measure"
+	"github.com/ambitmesh/ambit/bench/report"
 	"github.com/ambitmesh/ambit/e2e/cluster"
 	"github.com/ambitmesh/ambit/e2e/mesh"
 )
 
-// Ports the server pods listen on.
+// Ports the server pods listen on. The peer-hbone and plain-tls client forwarders
+// listen on the same two ports on 127.0.0.1 in the client pod.
 const (
 	iperfPort  = 5201
 	fortioPort = 8080
+	// tlsPortOffset moves a port to the plain-tls server forwarder's TLS port for it
+	// (5201 → 25201, 8080 → 28080).
+	tlsPortOffset = 20000
 )
 
 // bench is one run's mesh, pods and tool settings.
 type bench struct {
 	cfg      config
 	m        *mesh.Mesh
-	ztunnels []int // pids of node-a's and node-b's ztunnels
+	ztunnels []proxy // node-a's and node-b's ztunnels
 	pairs    map[string]*pair
 }
 
-// pair is one mode's client (node-a) and server (node-b), cross-node as in performance.md.
+// proxy is a process whose CPU and memory a mode accounts: a ztunnel or a forwarder.
+type proxy struct {
+	name string
+	pid  int
+}
+
+// pair is one mode's client (node-a) and server (node-b), cross-node as in
+// performance.md, and how the load generators reach the server.
 type pair struct {
 	client, server *cluster.Pod
+	// target is the address the load generators connect to: the server pod, or
+	// 127.0.0.1 where a client forwarder listens.
+	target netip.Addr
+	// proxies carry the mode's bytes (the ztunnels for direct: off the path).
+	proxies []proxy
 }
 
 func (p *pair) url() string {
-	return "http://" + netip.AddrPortFrom(p.server.IP, fortioPort).String() + "/echo"
+	return "http://" + netip.AddrPortFrom(p.target, fortioPort).String() + "/echo"
 }
 
-// deploy creates one namespace per mode (ambient for every mode but direct), its two
-// pods and the servers, and waits until l4's pods are enrolled and the servers listen.
+// ambient reports whether the mode's pods are enrolled in the mesh.
+func ambient(mode string) bool { return mode == report.L4 }
+
+// deploy creates one namespace per mode (ambient for l4 only), its two pods, the
+// servers and the mode's forwarders, and waits until l4's pods are enrolled and
+// everything listens.
 func (b *bench) deploy(ctx context.Context) error {
 	b.pairs = map[string]*pair{}
-	for _, mode := range modes {
-		ambient := mode != "direct"
+	for _, mode := range b.cfg.modes {
 		cfg := b.m.Config
-		for _, err := range []error{cfg.Namespace(mode, ambient), cfg.ServiceAccount(mode, "client"), cfg.ServiceAccount(mode, "server")} {
+		for _, err := range []error{cfg.Namespace(mode, ambient(mode)), cfg.ServiceAccount(mode, "client"), cfg.ServiceAccount(mode, "server")} {
 			if err != nil {
 				return fmt.Errorf("deploy %s: %w", mode, err)
 			}
@@ -63,10 +83,16 @@ func (b *bench) deploy(ctx context.Context) error {
 		if err := b.startServers(ctx, mode, p.server); err != nil {
 			return err
 		}
+		p.target, p.proxies = p.server.IP, b.ztunnels
+		if forwarded(mode) {
+			if err := b.startForwarders(ctx, mode, p); err != nil {
+				return fmt.Errorf("deploy %s: %w", mode, err)
+			}
+		}
 		b.pairs[mode] = p
 	}
-	for _, mode := range modes {
-		if mode == "direct" {
+	for _, mode := range b.cfg.modes {
+		if !ambient(mode) {
 			continue
 		}
 		for _, pod := range []*cluster.Pod{b.pairs[mode].client, b.pairs[mode].server} {
@@ -75,12 +101,18 @@ func (b *bench) deploy(ctx context.Context) error {
 			}
 		}
 	}
-	if err := b.m.WaitWorkloads(ctx, 2*len(modes)); err != nil {
+	if err := b.m.WaitWorkloads(ctx, 2*len(b.cfg.modes)); err != nil {
 		return fmt.Errorf("deploy: %w", err)
 	}
-	for _, mode := range modes {
-		if err := waitListening(ctx, b.pairs[mode].server, iperfPort, fortioPort); err != nil {
+	for _, mode := range b.cfg.modes {
+		p := b.pairs[mode]
+		if err := waitListening(ctx, p.server, append([]int{iperfPort, fortioPort}, serverForwarderPorts(mode)...)...); err != nil {
 			return fmt.Errorf("deploy %s: %w", mode, err)
+		}
+		if forwarded(mode) {
+			if err := waitListening(ctx, p.client, iperfPort, fortioPort); err != nil {
+				return fmt.Errorf("deploy %s: client forwarder: %w", mode, err)
+			}
 		}
 	}
 	return nil
@@ -142,8 +174,10 @@ func missingListeners(ssOut string, ports []int) []int {
 }
 
 // verify warms the mode up (certificates, connection pools) and checks that its
-// traffic takes the intended path: through node-b's ztunnel over mTLS for an ambient
-// mode, past both ztunnels for direct. A benchmark of the wrong path is worse than none.
+// traffic takes the intended path: through node-b's ztunnel over mTLS for l4, past both
+// ztunnels for the others. (The forwarder modes' load generators reach the server only
+// through the client forwarder on 127.0.0.1, which reaches it only over TLS.) A
+// benchmark of the wrong path is worse than none.
 func (b *bench) verify(ctx context.Context, mode string) error {
 	before, err := b.ztunnelConns(mode)
 	if err != nil {
@@ -157,21 +191,21 @@ func (b *bench) verify(ctx context.Context, mode string) error {
 		return err
 	}
 	switch {
-	case mode == "direct" && after != before:
-		return fmt.Errorf("verify direct: ztunnels counted %v new connections, want none", after-before)
-	case mode != "direct" && after == before:
+	case !ambient(mode) && after != before:
+		return fmt.Errorf("verify %s: ztunnels counted %v new connections, want none", mode, after-before)
+	case ambient(mode) && after == before:
 		return fmt.Errorf("verify %s: node-b's ztunnel counted no new mTLS connection; traffic bypassed the mesh", mode)
 	}
 	return nil
 }
 
-// ztunnelConns counts connections the ztunnels opened: for direct, every connection on
-// both; for an ambient mode, mTLS connections node-b's ztunnel took in for the mode's
+// ztunnelConns counts connections the ztunnels opened: for a mode off the mesh, every
+// connection on both; for l4, mTLS connections node-b's ztunnel took in for the mode's
 // namespace.
 func (b *bench) ztunnelConns(mode string) (float64, error) {
 	var total float64
 	for _, n := range []string{"node-a", "node-b"} {
-		if mode != "direct" && n != "node-b" {
+		if ambient(mode) && n != "node-b" {
 			continue
 		}
 		text, err := b.m.Metrics(n)
@@ -179,7 +213,7 @@ func (b *bench) ztunnelConns(mode string) (float64, error) {
 			return 0, fmt.Errorf("verify %s: %w", mode, err)
 		}
 		var match map[string]string
-		if mode != "direct" {
+		if ambient(mode) {
 			match = map[string]string{"reporter": "destination", "connection_security_policy": "mutual_tls",
 				"destination_workload_namespace": mode}
 		}
