@@ -95,7 +95,7 @@ func Run(ctx context.Context, cfg Config) error {
 	}
 	xds := xdsclient.New(xdsclient.Config{
 		Conn:     xdsConn,
-		Node:     &corev3.Node{Id: "ztunnel~" + cfg.NodeName, Cluster: cfg.ClusterID, Metadata: nil},
+		Node:     &corev3.Node{Id: "ztunnel~" + cfg.NodeName, Cluster: cfg.ClusterID},
 		TypeURLs: []string{state.TypeAddress, state.TypeAuthorization},
 		Handler:  z.store,
 		Logger:   log,
