@@ -77,8 +77,8 @@ func New(cfg Config, pod Pod) *Proxy {
 	p := &Proxy{cfg: cfg, pod: pod, log: cfg.Logger.With("pod", pod.Namespace+"/"+pod.Name)}
 	p.client = hbone.NewClient(hbone.ClientConfig{
 		GetClientCertificate: func() (*tls.Certificate, error) { return p.certificate() },
-		Roots:       cfg.Certs.Roots,
-		TrustDomain: cfg.TrustDomain,
+		Roots:                cfg.Certs.Roots,
+		TrustDomain:          cfg.TrustDomain,
 		Dial: func(ctx context.Context, _, addr string) (net.Conn, error) {
 			ap, err := netip.ParseAddrPort(addr)
 			if err != nil {
@@ -89,10 +89,10 @@ func New(cfg Config, pod Pod) *Proxy {
 	})
 	p.server = hbone.NewServer(hbone.ServerConfig{
 		GetCertificate: func(*tls.ClientHelloInfo) (*tls.Certificate, error) { return p.certificate() },
-		Roots:        cfg.Certs.Roots,
-		TrustDomain:  cfg.TrustDomain,
-		Connect:      p.connectInbound,
-		OnStreamDone: p.inboundDone,
+		Roots:          cfg.Certs.Roots,
+		TrustDomain:    cfg.TrustDomain,
+		Connect:        p.connectInbound,
+		OnStreamDone:   p.inboundDone,
 	})
 	return p
 }
