@@ -15,6 +15,17 @@ type Identity struct {
 	Roots *x509.CertPool
 }
 
+// RequireIdentityFlags checks that the --cert, --key and --root flags of a forwarder
+// were all given; the error names the first one missing.
+func RequireIdentityFlags(certFile, keyFile, rootFile string) error {
+	for _, f := range []struct{ name, value string }{{"cert", certFile}, {"key", keyFile}, {"root", rootFile}} {
+		if f.value == "" {
+			return fmt.Errorf("parse flags: --%s is required", f.name)
+		}
+	}
+	return nil
+}
+
 // LoadIdentity reads a PEM chain (leaf first), its PEM private key and a PEM file of
 // root certificates. Errors name the file that failed.
 func LoadIdentity(certFile, keyFile, rootFile string) (*Identity, error) {

@@ -1,11 +1,8 @@
 package mesh
 
 import (
-	"context"
 	"fmt"
 	"net/netip"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -42,25 +39,7 @@ func inboundMTLS(m *Mesh, node string) (float64, error) {
 // (F-ENROL-1): ambient → traffic over HBONE; label removed → the same pods talk in
 // plaintext and ztunnel stops serving them; ambient again → HBONE again.
 func TestPrivilegedLiveEnrolment(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and cgroups and loads eBPF")
-	}
-	bin, err := filepath.Abs(binaries(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	m, err := Start(ctx, Options{Name: "ambit-enrol-test", Bin: bin, Nodes: []string{"node-a", "node-b"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Errorf("close mesh: %v", err)
-		}
-		m.RemoveWorkDir()
-	})
+	ctx, m := startTestMesh(t, "ambit-enrol-test")
 	for _, err := range []error{m.Config.Namespace("demo", true), m.Config.ServiceAccount("demo", "default")} {
 		if err != nil {
 			t.Fatal(err)

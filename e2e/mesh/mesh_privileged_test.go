@@ -34,6 +34,32 @@ func binaries(t *testing.T) string {
 	return dir
 }
 
+// startTestMesh skips unless root, then starts a two-node mesh that the test's cleanup
+// removes; the context bounds the whole test.
+func startTestMesh(t *testing.T, name string) (context.Context, *Mesh) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: creates network namespaces and cgroups and loads eBPF")
+	}
+	bin, err := filepath.Abs(binaries(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	t.Cleanup(cancel)
+	m, err := Start(ctx, Options{Name: name, Bin: bin, Nodes: []string{"node-a", "node-b"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Errorf("close mesh: %v", err)
+		}
+		m.RemoveWorkDir()
+	})
+	return ctx, m
+}
+
 // tcpEcho runs the sample TCP client in from and returns its single result.
 func tcpEcho(ctx context.Context, m *Mesh, from *cluster.Pod, to netip.AddrPort) (echo.TCPResult, error) {
 	out, err := from.Run(ctx, m.Bin("ambit-echo"), "tcp", "--addr", to.String(), "--payload", "restart-check")
@@ -51,25 +77,7 @@ func tcpEcho(ctx context.Context, m *Mesh, from *cluster.Pod, to netip.AddrPort)
 // agents replay their pods over ZDS, the new ztunnels re-register their listeners in the
 // pinned redirection maps, and mesh traffic works again with the client's source IP.
 func TestPrivilegedZtunnelRestartKeepsEnrolment(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Skip("needs root: creates network namespaces and cgroups and loads eBPF")
-	}
-	bin, err := filepath.Abs(binaries(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	m, err := Start(ctx, Options{Name: "ambit-mesh-test", Bin: bin, Nodes: []string{"node-a", "node-b"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := m.Close(); err != nil {
-			t.Errorf("close mesh: %v", err)
-		}
-		m.RemoveWorkDir()
-	})
+	ctx, m := startTestMesh(t, "ambit-mesh-test")
 	for _, err := range []error{
 		m.Config.Namespace("demo", true), m.Config.ServiceAccount("demo", "client"), m.Config.ServiceAccount("demo", "server"),
 	} {

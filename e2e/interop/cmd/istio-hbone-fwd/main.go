@@ -117,10 +117,8 @@ func parseFlags(args []string) (*options, error) {
 	default:
 		return nil, fmt.Errorf("parse flags: bad --log-level %q", o.logLevel)
 	}
-	for _, f := range []struct{ name, value string }{{"cert", o.cert}, {"key", o.key}, {"root", o.root}} {
-		if f.value == "" {
-			return nil, fmt.Errorf("parse flags: --%s is required", f.name)
-		}
+	if err := forward.RequireIdentityFlags(o.cert, o.key, o.root); err != nil {
+		return nil, err
 	}
 	if fs.NArg() != 0 {
 		return nil, fmt.Errorf("parse flags: unexpected arguments %q", fs.Args())
