@@ -1,5 +1,6 @@
 // Package kubefile reads a directory of Kubernetes YAML manifests (Namespace, Pod,
-// Service, ServiceAccount; other kinds are skipped) into typed objects, and watches the
+// Service, ServiceAccount, Node, EndpointSlice, and Istio's AuthorizationPolicy and
+// PeerAuthentication; other kinds are skipped) into typed objects, and watches the
 // directory for changes. It is the file-based config source (F-CP-3) shared by
 // istiod-lite and the node agent for local runs.
 package kubefile
@@ -14,18 +15,27 @@ import (
 	"sort"
 	"strings"
 
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	yamlutil "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
 
-// Snapshot is the content of a config directory at one moment. Slices are sorted by
-// namespace then name.
+// Snapshot is the set of Kubernetes objects a control-plane component sees at one
+// moment, from a config directory or from the API server. Slices are sorted by namespace
+// then name. Objects are shared: readers must not modify them.
 type Snapshot struct {
 	Namespaces      []*corev1.Namespace
 	Pods            []*corev1.Pod
 	Services        []*corev1.Service
 	ServiceAccounts []*corev1.ServiceAccount
+	Nodes           []*corev1.Node
+	EndpointSlices  []*discoveryv1.EndpointSlice
+	// AuthorizationPolicies and PeerAuthentications are Istio's security.istio.io
+	// objects; v1beta1 documents are read into the v1 type (same schema).
+	AuthorizationPolicies []*securityv1.AuthorizationPolicy
+	PeerAuthentications   []*securityv1.PeerAuthentication
 }
 
 // Namespace returns the named namespace, or nil.
@@ -71,7 +81,7 @@ func Load(dir string) (*Snapshot, error) {
 			return nil, fmt.Errorf("load %s: %w", name, err)
 		}
 	}
-	snap.sort()
+	snap.Sort()
 	return snap, nil
 }
 
@@ -117,45 +127,49 @@ func (s *Snapshot) addDocument(doc []byte) error {
 		}
 		return errors.New("decode type: missing kind")
 	}
-	if tm.APIVersion != "v1" {
-		return nil // only core/v1 kinds are read here; other groups are skipped
+	switch tm.APIVersion + " " + tm.Kind {
+	case "v1 Namespace":
+		return decodeInto(doc, &s.Namespaces, false)
+	case "v1 Node":
+		return decodeInto(doc, &s.Nodes, false)
+	case "v1 Pod":
+		return decodeInto(doc, &s.Pods, true)
+	case "v1 Service":
+		return decodeInto(doc, &s.Services, true)
+	case "v1 ServiceAccount":
+		return decodeInto(doc, &s.ServiceAccounts, true)
+	case "discovery.k8s.io/v1 EndpointSlice":
+		return decodeInto(doc, &s.EndpointSlices, true)
+	case "security.istio.io/v1 AuthorizationPolicy", "security.istio.io/v1beta1 AuthorizationPolicy":
+		return decodeInto(doc, &s.AuthorizationPolicies, true)
+	case "security.istio.io/v1 PeerAuthentication", "security.istio.io/v1beta1 PeerAuthentication":
+		return decodeInto(doc, &s.PeerAuthentications, true)
 	}
-	switch tm.Kind {
-	case "Namespace":
-		obj := &corev1.Namespace{}
-		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
-			return fmt.Errorf("decode Namespace: %w", err)
-		}
-		s.Namespaces = append(s.Namespaces, obj)
-	case "Pod":
-		obj := &corev1.Pod{}
-		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
-			return fmt.Errorf("decode Pod: %w", err)
-		}
-		defaultNamespace(&obj.Namespace)
-		s.Pods = append(s.Pods, obj)
-	case "Service":
-		obj := &corev1.Service{}
-		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
-			return fmt.Errorf("decode Service: %w", err)
-		}
-		defaultNamespace(&obj.Namespace)
-		s.Services = append(s.Services, obj)
-	case "ServiceAccount":
-		obj := &corev1.ServiceAccount{}
-		if err := yaml.UnmarshalStrict(doc, obj); err != nil {
-			return fmt.Errorf("decode ServiceAccount: %w", err)
-		}
-		defaultNamespace(&obj.Namespace)
-		s.ServiceAccounts = append(s.ServiceAccounts, obj)
-	}
-	return nil
+	return nil // other kinds are not part of the mesh model
 }
 
-func defaultNamespace(ns *string) {
-	if *ns == "" {
-		*ns = "default"
+// object is what decodeInto needs of a Kubernetes object type.
+type object interface {
+	GetNamespace() string
+	SetNamespace(string)
+	GetName() string
+}
+
+// decodeInto strictly decodes doc into a new T and appends it to list. Namespaced kinds
+// with no namespace get "default".
+func decodeInto[T any, PT interface {
+	*T
+	object
+}](doc []byte, list *[]PT, namespaced bool) error {
+	obj := PT(new(T))
+	if err := yaml.UnmarshalStrict(doc, obj); err != nil {
+		return fmt.Errorf("decode %T: %w", obj, err)
 	}
+	if namespaced && obj.GetNamespace() == "" {
+		obj.SetNamespace("default")
+	}
+	*list = append(*list, obj)
+	return nil
 }
 
 func stripComments(doc []byte) string {
@@ -168,16 +182,22 @@ func stripComments(doc []byte) string {
 	return b.String()
 }
 
-func (s *Snapshot) sort() {
-	sort.Slice(s.Namespaces, func(i, j int) bool { return s.Namespaces[i].Name < s.Namespaces[j].Name })
-	sort.Slice(s.Pods, func(i, j int) bool {
-		return less(s.Pods[i].Namespace, s.Pods[i].Name, s.Pods[j].Namespace, s.Pods[j].Name)
-	})
-	sort.Slice(s.Services, func(i, j int) bool {
-		return less(s.Services[i].Namespace, s.Services[i].Name, s.Services[j].Namespace, s.Services[j].Name)
-	})
-	sort.Slice(s.ServiceAccounts, func(i, j int) bool {
-		return less(s.ServiceAccounts[i].Namespace, s.ServiceAccounts[i].Name, s.ServiceAccounts[j].Namespace, s.ServiceAccounts[j].Name)
+// Sort orders every slice by namespace then name; sources call it before handing a
+// snapshot out.
+func (s *Snapshot) Sort() {
+	sortObjects(s.Namespaces)
+	sortObjects(s.Pods)
+	sortObjects(s.Services)
+	sortObjects(s.ServiceAccounts)
+	sortObjects(s.Nodes)
+	sortObjects(s.EndpointSlices)
+	sortObjects(s.AuthorizationPolicies)
+	sortObjects(s.PeerAuthentications)
+}
+
+func sortObjects[T object](list []T) {
+	sort.Slice(list, func(i, j int) bool {
+		return less(list[i].GetNamespace(), list[i].GetName(), list[j].GetNamespace(), list[j].GetName())
 	})
 }
 

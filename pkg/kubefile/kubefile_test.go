@@ -42,6 +42,32 @@ spec:
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {name: skipped}
+---
+apiVersion: v1
+kind: Node
+metadata: {name: node-a}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: server-abc, namespace: demo}
+addressType: IPv4
+endpoints: [{addresses: [10.20.1.5]}]
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: allow-client, namespace: demo}
+spec:
+  selector: {matchLabels: {app: server}}
+  action: ALLOW
+  rules:
+  - from: [{source: {principals: ["cluster.local/ns/demo/sa/client"]}}]
+    to: [{operation: {ports: ["8080"]}}]
+---
+apiVersion: security.istio.io/v1beta1
+kind: PeerAuthentication
+metadata: {name: default}
+spec:
+  mtls: {mode: STRICT}
 `
 
 func TestLoad(t *testing.T) {
@@ -62,6 +88,31 @@ func TestLoad(t *testing.T) {
 	}
 	if snap.Namespace("demo").Labels["istio.io/dataplane-mode"] != "ambient" {
 		t.Fatal("namespace label lost")
+	}
+	if len(snap.Nodes) != 1 || len(snap.EndpointSlices) != 1 || snap.EndpointSlices[0].Endpoints[0].Addresses[0] != "10.20.1.5" {
+		t.Fatalf("nodes %v, slices %v", snap.Nodes, snap.EndpointSlices)
+	}
+	if len(snap.AuthorizationPolicies) != 1 {
+		t.Fatalf("got %d authorization policies", len(snap.AuthorizationPolicies))
+	}
+	ap := snap.AuthorizationPolicies[0]
+	if got := ap.Spec.GetRules()[0].GetFrom()[0].GetSource().GetPrincipals(); len(got) != 1 || got[0] != "cluster.local/ns/demo/sa/client" {
+		t.Fatalf("principals = %v", got)
+	}
+	if len(snap.PeerAuthentications) != 1 || snap.PeerAuthentications[0].Namespace != "default" ||
+		snap.PeerAuthentications[0].Spec.GetMtls().GetMode().String() != "STRICT" {
+		t.Fatalf("peer authentications = %v", snap.PeerAuthentications)
+	}
+}
+
+func TestLoadRejectsBrokenPolicy(t *testing.T) {
+	dir := t.TempDir()
+	bad := "apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: x}\nspec: {action: MAYBE}\n"
+	if err := os.WriteFile(filepath.Join(dir, "bad.yaml"), []byte(bad), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Load(dir); err == nil {
+		t.Fatal("unknown action accepted")
 	}
 }
 
