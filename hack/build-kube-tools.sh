@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # build-kube-tools.sh builds the Kubernetes control-plane binaries the e2e harness runs
 # (kube-apiserver, kube-controller-manager, kubectl from k8s.io/kubernetes; etcd from
-# go.etcd.io/etcd/server/v3) into <repo>/.cache/kube/<k8s-version>/ and prints that
-# directory on its last line. The sources are the wrapper modules under e2e/kube/tools/
+# go.etcd.io/etcd/server/v3) into <repo>/.cache/kube/<k8s-version>/, and the reference CNI
+# plugins the harness's kubelet chains Ambit's plugin after (bridge, ptp, host-local,
+# loopback from github.com/containernetworking/plugins) into its cni/ subdirectory, and
+# prints that directory on its last line. The sources are the wrapper modules under e2e/kube/tools/
 # (fetched through the Go module proxy). Idempotent: when the binaries and a stamp matching
 # the wrapper modules and the Go version exist, it does nothing. Root is not required.
 set -euo pipefail
@@ -22,11 +24,27 @@ minor=${minor%%.*}
 
 out=$repo/.cache/kube/$k8s_version
 bins=(kube-apiserver kube-controller-manager kubectl etcd)
-stamp=$( { "$go" version; cd "$tools" && find . -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -d' ' -f1)
+# build_cni builds the CNI plugins into $out/cni unless its own stamp is current.
+build_cni() {
+	local dir=$out/cni cstamp
+	cstamp=$( { "$go" version; cat "$tools/cniplugins/go.mod" "$tools/cniplugins/go.sum"; } | sha256sum | cut -d' ' -f1)
+	if [[ -f $dir/.stamp && $(cat "$dir/.stamp") == "$cstamp" ]]; then
+		return
+	fi
+	echo "build-kube-tools: building CNI plugins" >&2
+	mkdir -p "$dir"
+	local p=github.com/containernetworking/plugins/plugins
+	(cd "$tools/cniplugins" && "$go" build -trimpath -ldflags "-s -w" -o "$dir/" \
+		$p/main/bridge $p/main/ptp $p/main/loopback $p/ipam/host-local)
+	echo "$cstamp" >"$dir/.stamp"
+}
+
+stamp=$( { "$go" version; cd "$tools" && find . -path ./cniplugins -prune -o -type f \( -name go.mod -o -name go.sum -o -name '*.go' \) -print | LC_ALL=C sort | xargs sha256sum; } | sha256sum | cut -d' ' -f1)
 
 have=1
 for b in "${bins[@]}"; do [[ -x $out/$b ]] || have=0; done
 if [[ $have == 1 && -f $out/.stamp && $(cat "$out/.stamp") == "$stamp" ]]; then
+	build_cni
 	echo "build-kube-tools: up to date ($k8s_version)" >&2
 	echo "$out"
 	exit 0
@@ -50,5 +68,6 @@ echo "build-kube-tools: etcd built in $((SECONDS - t))s" >&2
 mkdir -p "$out"
 for b in "${bins[@]}"; do mv -f "$tmp/$b" "$out/$b"; done
 echo "$stamp" >"$out/.stamp"
+build_cni
 echo "build-kube-tools: done in $((SECONDS - start))s" >&2
 echo "$out"

@@ -17,13 +17,16 @@ type clusterCerts struct {
 
 // generateCerts writes the CA, the leaf certificates and the service-account key pair
 // to dir.
-func generateCerts(dir string) (*clusterCerts, error) {
+func generateCerts(dir string, host net.IP) (*clusterCerts, error) {
 	p, err := newPKI(dir)
 	if err != nil {
 		return nil, fmt.Errorf("generate pki: %w", err)
 	}
 	cc := &clusterCerts{pki: p}
 	loopback := []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback}
+	if host != nil && !host.IsLoopback() {
+		loopback = append(loopback, host)
+	}
 	specs := []struct {
 		dst  **leaf
 		spec certSpec

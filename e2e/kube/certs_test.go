@@ -9,7 +9,7 @@ import (
 )
 
 func TestGenerateCerts(t *testing.T) {
-	cc, err := generateCerts(t.TempDir())
+	cc, err := generateCerts(t.TempDir(), nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -32,6 +31,16 @@ type Options struct {
 	Dir string
 	// Logger receives progress messages; nil discards them.
 	Logger *slog.Logger
+	// Netns, when set, is the path of a network namespace (e.g. /run/netns/<fabric>) the
+	// components run in, entered with nsenter; they then listen on Host at fixed ports
+	// (etcd 2379/2380, API server 6443, controller manager 10257), and the Cluster's
+	// clients dial from inside that namespace. Empty: the caller's namespace, on
+	// 127.0.0.1 ports the kernel picks.
+	Netns string
+	// Host is the IPv4 address the components bind to and the API server advertises; it
+	// must be local to Netns. Default 127.0.0.1. It is added to the serving
+	// certificates' addresses.
+	Host string
 }
 
 // Cluster is a running control plane started by Start. Its processes are children of
@@ -49,10 +58,13 @@ type Cluster struct {
 	// CAFile is the PEM file of the cluster CA, which signs the API server's serving
 	// certificate and every client certificate it accepts.
 	CAFile string
+	// Netns is Options.Netns: the namespace the components run in ("" for the caller's).
+	Netns string
 
 	log   *slog.Logger
 	sp    *spawner
 	procs []*process // in start order
+	host  string
 }
 
 // Start generates a PKI in opts.Dir, starts etcd, kube-apiserver (RBAC and Node
@@ -74,7 +86,13 @@ func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Cluster{log: log, sp: newSpawner()}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if net.ParseIP(opts.Host).To4() == nil {
+		return nil, fmt.Errorf("start kube: Options.Host %q is not an IPv4 address", opts.Host)
+	}
+	c := &Cluster{log: log, sp: newSpawner(), Netns: opts.Netns, host: opts.Host}
 	if err := c.start(ctx, opts); err != nil {
 		return nil, errors.Join(fmt.Errorf("start kube: %w", err), c.Close())
 	}
@@ -89,14 +107,17 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 			return fmt.Errorf("create %s dir: %w", d, err)
 		}
 	}
-	ports, err := freePorts(4)
-	if err != nil {
-		return err
+	ports := []int{2379, 2380, 6443, 10257}
+	if opts.Netns == "" {
+		var err error
+		if ports, err = freePorts(4); err != nil {
+			return err
+		}
 	}
 	etcdClient, etcdPeer, apiPort, kcmPort := ports[0], ports[1], ports[2], ports[3]
-	c.EtcdURL, c.Server = loopbackURL("http", etcdClient), loopbackURL("https", apiPort)
+	c.EtcdURL, c.Server = c.url("http", etcdClient), c.url("https", apiPort)
 
-	certs, err := generateCerts(dirs["pki"])
+	certs, err := generateCerts(dirs["pki"], net.ParseIP(opts.Host))
 	if err != nil {
 		return err
 	}
@@ -116,7 +137,7 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 	if err := writeKubeconfig(c.Kubeconfig, c.Server, certs.pki.caPEM, certs.admin); err != nil {
 		return err
 	}
-	c.RESTConfig = restConfig(c.Server, certs.pki.caPEM, certs.admin)
+	c.RESTConfig = c.restConfig(certs.pki.caPEM, certs.admin)
 	if err := c.startControllerManager(ctx, opts.BinDir, dirs, certs, kcmPort); err != nil {
 		return err
 	}
@@ -125,7 +146,7 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 }
 
 func (c *Cluster) startEtcd(ctx context.Context, bin string, dirs map[string]string, client, peer int) error {
-	peerURL := loopbackURL("http", peer)
+	peerURL := c.url("http", peer)
 	args := []string{
 		"--name=default",
 		"--data-dir=" + dirs["etcd"],
@@ -143,13 +164,15 @@ func (c *Cluster) startEtcd(ctx context.Context, bin string, dirs map[string]str
 	if err != nil {
 		return err
 	}
-	return waitHTTP(ctx, http.DefaultClient, c.EtcdURL+"/health", p)
+	hc := c.httpClient(nil)
+	defer hc.CloseIdleConnections()
+	return waitHTTP(ctx, hc, c.EtcdURL+"/health", p)
 }
 
 func (c *Cluster) startAPIServer(ctx context.Context, bin string, dirs map[string]string, certs *clusterCerts, port int) error {
 	args := []string{
-		"--advertise-address=127.0.0.1",
-		"--bind-address=127.0.0.1",
+		"--advertise-address=" + c.host,
+		"--bind-address=" + c.host,
 		"--secure-port=" + strconv.Itoa(port),
 		"--etcd-servers=" + c.EtcdURL,
 		"--tls-cert-file=" + certs.apiserver.certFile,
@@ -172,7 +195,7 @@ func (c *Cluster) startAPIServer(ctx context.Context, bin string, dirs map[strin
 	if err != nil {
 		return err
 	}
-	client, err := rest.HTTPClientFor(restConfig(c.Server, certs.pki.caPEM, certs.admin))
+	client, err := rest.HTTPClientFor(c.restConfig(certs.pki.caPEM, certs.admin))
 	if err != nil {
 		return fmt.Errorf("admin http client: %w", err)
 	}
@@ -188,7 +211,7 @@ func (c *Cluster) startControllerManager(ctx context.Context, bin string, dirs m
 		"--kubeconfig=" + kubeconfig,
 		"--authentication-kubeconfig=" + kubeconfig,
 		"--authorization-kubeconfig=" + kubeconfig,
-		"--bind-address=127.0.0.1",
+		"--bind-address=" + c.host,
 		"--secure-port=" + strconv.Itoa(port),
 		"--tls-cert-file=" + certs.controllerManagerServing.certFile,
 		"--tls-private-key-file=" + certs.controllerManagerServing.keyFile,
@@ -207,13 +230,17 @@ func (c *Cluster) startControllerManager(ctx context.Context, bin string, dirs m
 	}
 	roots := x509.NewCertPool()
 	roots.AddCert(certs.pki.ca)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	client := c.httpClient(&tls.Config{RootCAs: roots})
 	defer client.CloseIdleConnections()
-	return waitHTTP(ctx, client, "https://"+net.JoinHostPort("127.0.0.1", strconv.Itoa(port))+"/healthz", p)
+	return waitHTTP(ctx, client, c.url("https", port)+"/healthz", p)
 }
 
 // run starts one component and records it for Close.
 func (c *Cluster) run(logDir, name, bin string, args []string) (*process, error) {
+	if c.Netns != "" {
+		args = append([]string{"--net=" + c.Netns, "--", bin}, args...)
+		bin = "nsenter"
+	}
 	p, err := startProcess(c.sp, logDir, name, bin, args)
 	if err != nil {
 		return nil, err

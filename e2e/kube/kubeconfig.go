@@ -26,14 +26,16 @@ func writeKubeconfig(path, server string, caPEM []byte, c *leaf) error {
 	return nil
 }
 
-// restConfig is the client-go configuration equivalent to writeKubeconfig's file.
-func restConfig(server string, caPEM []byte, c *leaf) *rest.Config {
+// restConfig is the client-go configuration equivalent to writeKubeconfig's file for
+// the cluster's server, dialling from inside the cluster's namespace when it has one.
+func (cl *Cluster) restConfig(caPEM []byte, c *leaf) *rest.Config {
 	return &rest.Config{
-		Host: server,
+		Host: cl.Server,
 		TLSClientConfig: rest.TLSClientConfig{
 			CAData: caPEM, CertData: c.certPEM, KeyData: c.keyPEM,
 		},
 		QPS:   50,
 		Burst: 100,
+		Dial:  cl.DialContext,
 	}
 }

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"time"
 )
 
@@ -25,9 +24,6 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-func loopbackURL(scheme string, port int) string {
-	return scheme + "://" + net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-}
 
 // waitHTTP polls url with client until it answers 200, p exits, or ctx ends. The error
 // names what was awaited and carries the last answer or the process's log tail.
