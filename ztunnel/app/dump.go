@@ -17,10 +17,15 @@ type certDump struct {
 	Chain     int       `json:"chainLength"`
 }
 
-// ConfigDump implements admin.Dumper: workloads and services as WDS delivered them
-// (protojson), the in-pod workloads served, and the certificates held.
+// ConfigDump implements admin.Dumper: workloads, services and authorization policies as
+// WDS delivered them (protojson; policies sorted by resource name), the in-pod workloads
+// served, and the certificates held.
 func (z *Ztunnel) ConfigDump() map[string]any {
 	var workloads, services []json.RawMessage
+	policies := []json.RawMessage{}
+	for _, p := range z.store.Policies().Policies() {
+		policies = append(policies, protoJSON(p.Proto()))
+	}
 	for _, w := range z.store.Workloads() {
 		workloads = append(workloads, protoJSON(w.Workload))
 	}
@@ -37,7 +42,7 @@ func (z *Ztunnel) ConfigDump() map[string]any {
 	return map[string]any{
 		"workloads":      workloads,
 		"services":       services,
-		"policies":       []any{},
+		"policies":       policies,
 		"certificates":   certs,
 		"inpodWorkloads": z.inpod.Pods(),
 	}

@@ -1,5 +1,6 @@
 // Package metrics exports ztunnel's per-connection TCP metrics in Prometheus format with
 // Istio's metric names and labels (istio_tcp_connections_opened_total, ..._closed_total,
+// ..._failed_total (response_flags DENY on policy denials),
 // istio_tcp_sent_bytes_total, istio_tcp_received_bytes_total), so Istio dashboards and
 // tools read them unchanged (F-L4-7).
 package metrics
@@ -22,6 +23,10 @@ const (
 	SecurityMutualTLS = "mutual_tls"
 	SecurityNone      = "none"
 )
+
+// ResponseFlagDeny is Istio's response_flags value for a connection denied by
+// authorization policy, at connect time or later when a policy change closes it.
+const ResponseFlagDeny = "DENY"
 
 // unknown is Istio's value for a label that cannot be known (e.g. an out-of-mesh peer).
 const unknown = "unknown"
@@ -66,6 +71,8 @@ type Connection struct {
 	Destination Peer
 	Service     string // destination service hostname, "" when not via a service
 	Security    string
+	// ResponseFlags is Istio's response_flags label; "" means none ("-").
+	ResponseFlags string
 }
 
 var labelNames = []string{
@@ -82,18 +89,22 @@ func (c Connection) values() []string {
 	if svc == "" {
 		svc = unknown
 	}
+	flags := c.ResponseFlags
+	if flags == "" {
+		flags = "-"
+	}
 	return []string{
 		c.Reporter,
 		c.Source.Workload, c.Source.Namespace, c.Source.Principal, c.Source.Canonical, c.Source.Revision, c.Source.Cluster,
 		c.Destination.Workload, c.Destination.Namespace, c.Destination.Principal, c.Destination.Canonical,
 		c.Destination.Revision, c.Destination.Cluster,
-		svc, "tcp", "-", c.Security,
+		svc, "tcp", flags, c.Security,
 	}
 }
 
 // Metrics holds the counters; register them with a prometheus.Registerer.
 type Metrics struct {
-	opened, closed, sent, received *prometheus.CounterVec
+	opened, closed, failed, sent, received *prometheus.CounterVec
 }
 
 // New creates the counters and registers them with reg.
@@ -106,6 +117,7 @@ func New(reg prometheus.Registerer) *Metrics {
 	return &Metrics{
 		opened:   mk("istio_tcp_connections_opened_total", "TCP connections opened."),
 		closed:   mk("istio_tcp_connections_closed_total", "TCP connections closed."),
+		failed:   mk("istio_tcp_connections_failed_total", "TCP connections that failed or were denied."),
 		sent:     mk("istio_tcp_sent_bytes_total", "Bytes sent towards the client (response direction)."),
 		received: mk("istio_tcp_received_bytes_total", "Bytes received from the client (request direction)."),
 	}
@@ -121,4 +133,13 @@ func (m *Metrics) Closed(c Connection, requestBytes, responseBytes int64) {
 	m.closed.WithLabelValues(v...).Inc()
 	m.received.WithLabelValues(v...).Add(float64(requestBytes))
 	m.sent.WithLabelValues(v...).Add(float64(responseBytes))
+}
+
+// Denied counts a connection refused or closed by authorization policy, as Istio's
+// ztunnel records it: closed and failed with response_flags DENY and the bytes carried
+// (zero when refused at connect time). Count its Opened first.
+func (m *Metrics) Denied(c Connection, requestBytes, responseBytes int64) {
+	c.ResponseFlags = ResponseFlagDeny
+	m.Closed(c, requestBytes, responseBytes)
+	m.failed.WithLabelValues(c.values()...).Inc()
 }

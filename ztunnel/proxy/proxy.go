@@ -1,7 +1,9 @@
 // Package proxy is ztunnel's per-pod L4 proxy: for one enrolled pod it serves the three
 // in-pod listeners (15001 outbound capture, 15006 inbound plaintext, 15008 HBONE) and
 // carries each connection over HBONE, by plaintext delivery, or by passthrough, as
-// Istio's ztunnel does in in-pod mode.
+// Istio's ztunnel does in in-pod mode. Inbound connections are subject to authorization
+// policy at admission and again on every policy change (authz.go); outbound ones are
+// not (as Istio: policy is enforced at the destination).
 package proxy
 
 import (
@@ -69,7 +71,8 @@ type Proxy struct {
 	log    *slog.Logger
 	client *hbone.Client
 	server *hbone.Server
-	opened sync.Map // *hbone.ServerRequest of inbound streams counted as opened
+	opened sync.Map  // *hbone.ServerRequest -> *liveConn of inbound streams counted as opened
+	live   liveConns // open inbound connections, re-decided on policy changes
 }
 
 // New builds the proxy for pod; Run starts it.
@@ -127,6 +130,10 @@ func (p *Proxy) Run(ctx context.Context, ls Listeners) error {
 	run(func() error { return p.acceptLoop(ctx, ls.Outbound, p.handleOutbound) })
 	run(func() error { return p.acceptLoop(ctx, ls.Inbound, p.handleInboundPlain) })
 	run(func() error { return p.server.Serve(ctx, ls.HBONE) })
+	run(func() error {
+		p.enforcePolicies(ctx)
+		return nil
+	})
 	run(func() error {
 		// Prefetch the pod's certificate so its first connection does not wait for the CA.
 		if _, err := p.cfg.Certs.TLSCertificate(ctx, p.pod.Identity); err != nil && ctx.Err() == nil {

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"istio.io/istio/pkg/workloadapi"
 
 	"github.com/ambitmesh/ambit/pkg/ca"
 	"github.com/ambitmesh/ambit/pkg/hbone"
@@ -74,10 +75,12 @@ func (c *testCerts) TLSCertificate(_ context.Context, id spiffe.Identity) (*tls.
 func (c *testCerts) Roots() *x509.CertPool { return c.ca.Roots() }
 
 // loopNetns stands in for a pod network namespace: it dials on loopback and records the
-// source each app delivery asked for.
+// source each app delivery asked for. Deliveries to plainApp's key go to its value: on
+// loopback a plaintext connection's original destination is the inbound listener itself.
 type loopNetns struct {
-	mu   sync.Mutex
-	srcs []netip.Addr
+	mu       sync.Mutex
+	srcs     []netip.Addr
+	plainApp map[netip.AddrPort]netip.AddrPort
 }
 
 func (n *loopNetns) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, error) {
@@ -88,6 +91,9 @@ func (n *loopNetns) Dial(ctx context.Context, addr netip.AddrPort) (net.Conn, er
 func (n *loopNetns) DialApp(ctx context.Context, src netip.Addr, dst netip.AddrPort) (net.Conn, error) {
 	n.mu.Lock()
 	n.srcs = append(n.srcs, src)
+	if to, ok := n.plainApp[dst]; ok {
+		dst = to
+	}
 	n.mu.Unlock()
 	return n.Dial(ctx, dst)
 }
@@ -121,24 +127,33 @@ func echoApp(t *testing.T) netip.AddrPort {
 }
 
 type fixture struct {
-	certs  *testCerts
-	netns  *loopNetns
-	reg    *prometheus.Registry
-	hboneL net.Listener
-	server spiffe.Identity
+	certs    *testCerts
+	netns    *loopNetns
+	reg      *prometheus.Registry
+	store    *state.Store
+	hboneL   net.Listener
+	inboundL net.Listener
+	server   spiffe.Identity
 }
+
+// podWorkload is the served pod as WDS describes it: inbound policy needs it.
+const podWorkloadUID = "cluster//Pod/demo/server-0"
 
 func startProxy(t *testing.T) *fixture {
 	t.Helper()
-	f := &fixture{certs: newTestCerts(t), netns: &loopNetns{}, reg: prometheus.NewRegistry(),
+	f := &fixture{certs: newTestCerts(t), netns: &loopNetns{plainApp: map[netip.AddrPort]netip.AddrPort{}},
+		reg: prometheus.NewRegistry(), store: state.New(),
 		server: spiffe.Identity{TrustDomain: "cluster.local", Namespace: "demo", ServiceAccount: "server"}}
-	store := state.New()
-	cfg := Config{Store: store, Router: &Router{Store: store}, Certs: f.certs, Metrics: metrics.New(f.reg),
+	f.applyAddress(t, &workloadapi.Address{Type: &workloadapi.Address_Workload{Workload: &workloadapi.Workload{
+		Uid: podWorkloadUID, Name: "server-0", Namespace: "demo", ServiceAccount: "server",
+		Addresses: [][]byte{{127, 0, 0, 1}}, TunnelProtocol: workloadapi.TunnelProtocol_HBONE,
+	}}})
+	cfg := Config{Store: f.store, Router: &Router{Store: f.store}, Certs: f.certs, Metrics: metrics.New(f.reg),
 		TrustDomain: "cluster.local", Logger: slog.New(slog.DiscardHandler)}
 	pod := Pod{UID: "u1", Name: "server-0", Namespace: "demo", Identity: f.server,
 		IP: netip.MustParseAddr("127.0.0.1"), Netns: f.netns}
-	f.hboneL = listen(t)
-	ls := Listeners{Outbound: listen(t), Inbound: listen(t), HBONE: f.hboneL}
+	f.hboneL, f.inboundL = listen(t), listen(t)
+	ls := Listeners{Outbound: listen(t), Inbound: f.inboundL, HBONE: f.hboneL}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- New(cfg, pod).Run(ctx, ls) }()

@@ -1,6 +1,7 @@
 // Package state is ztunnel's view of the mesh: the workloads and services received over
 // WDS (Istio's istio.workload.Address resources), indexed for the lookups the proxy makes
-// per connection (by IP, by service VIP, by uid).
+// per connection (by IP, by service VIP, by uid), and the authorization policies
+// (istio.security.Authorization resources) compiled for the rbac evaluator.
 package state
 
 import (
@@ -15,6 +16,7 @@ import (
 	"istio.io/istio/pkg/workloadapi"
 
 	"github.com/ambitmesh/ambit/pkg/spiffe"
+	"github.com/ambitmesh/ambit/ztunnel/rbac"
 )
 
 // TypeAddress and TypeAuthorization are the WDS resource type URLs, as Istio names them.
@@ -74,12 +76,18 @@ type Store struct {
 	cur atomic.Pointer[index]
 	// onChange subscribers, called after each applied update.
 	subs []func()
+
+	pol       policyState
+	policies  atomic.Pointer[rbac.Set]
+	policyGen atomic.Uint64
 }
 
 // New returns an empty store.
 func New() *Store {
 	s := &Store{raw: map[string]*workloadapi.Address{}}
 	s.cur.Store(buildIndex(s.raw))
+	s.pol = policyState{compiled: map[string]*rbac.Policy{}, changed: make(chan struct{})}
+	s.policies.Store(rbac.NewSet(nil))
 	return s
 }
 
@@ -90,13 +98,20 @@ func (s *Store) Subscribe(fn func()) {
 	s.subs = append(s.subs, fn)
 }
 
-// Apply implements xdsclient.Handler for the Address type: it decodes every upserted
-// resource first and applies nothing if any fails (the response is NACKed). Other type
-// URLs are accepted and ignored for now (authorization arrives in a later issue).
+// Apply implements xdsclient.Handler for the Address and Authorization types: it decodes
+// every upserted resource first and applies nothing if any fails (the error wraps
+// ErrBadResource; the response is NACKed). Other type URLs are accepted and ignored.
 func (s *Store) Apply(typeURL string, upserts []*discoveryv3.Resource, removed []string) error {
-	if typeURL != TypeAddress {
-		return nil
+	switch typeURL {
+	case TypeAddress:
+		return s.applyAddress(upserts, removed)
+	case TypeAuthorization:
+		return s.applyAuthorization(upserts, removed)
 	}
+	return nil
+}
+
+func (s *Store) applyAddress(upserts []*discoveryv3.Resource, removed []string) error {
 	decoded := make(map[string]*workloadapi.Address, len(upserts))
 	for _, r := range upserts {
 		addr := &workloadapi.Address{}
@@ -116,14 +131,20 @@ func (s *Store) Apply(typeURL string, upserts []*discoveryv3.Resource, removed [
 	for k, v := range s.raw {
 		next[k] = v
 	}
+	relevant := false
 	for _, name := range removed {
+		relevant = relevant || policyRelevant(next[name], nil)
 		delete(next, name)
 	}
 	for k, v := range decoded {
+		relevant = relevant || policyRelevant(next[k], v)
 		next[k] = v
 	}
 	s.raw = next
 	s.cur.Store(buildIndex(next))
+	if relevant {
+		s.policyChangedLocked()
+	}
 	subs := append([]func(){}, s.subs...)
 	s.mu.Unlock()
 	for _, fn := range subs {
