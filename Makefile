@@ -4,10 +4,12 @@ GO ?= go
 BIN := $(CURDIR)/bin
 export GOFLAGS := -buildvcs=false
 
-.PHONY: all build deps generate check-generate test test-unit test-privileged test-interop test-kube kube-tools demo bench e2e clean lint
+.PHONY: all build deps generate check-generate test test-unit test-privileged test-interop test-kube kube-tools helm charts-crds charts-lint test-charts demo bench e2e clean lint
 
 KUBE_VERSION := $(shell awk '$$1 == "k8s.io/kubernetes" { print $$2; exit }' e2e/kube/tools/kubernetes/go.mod)
 KUBE_BIN := $(CURDIR)/.cache/kube/$(KUBE_VERSION)
+HELM_VERSION := $(shell awk '$$1 == "require" && $$2 == "helm.sh/helm/v3" { print $$3; exit }' e2e/charts/tools/helm/go.mod)
+HELM := $(CURDIR)/.cache/tools/helm-$(HELM_VERSION)/helm
 
 all: build
 
@@ -58,7 +60,29 @@ kube-tools:
 test-kube: kube-tools
 	AMBIT_KUBE_BIN=$(KUBE_BIN) $(GO) test -count=1 ./e2e/kube/...
 
-test: deps check-generate test-unit test-privileged test-interop test-kube demo
+# helm builds Helm from helm.sh/helm/v3 through the module proxy into .cache/tools/.
+helm:
+	@GO=$(GO) ./hack/build-helm.sh >/dev/null
+
+# charts-crds writes charts/base/crds/ from the published istio.io/api and
+# sigs.k8s.io/gateway-api modules (generated, not committed).
+charts-crds:
+	@GO=$(GO) ./hack/gen-crds.sh
+
+charts-lint: helm charts-crds
+	$(HELM) lint --strict charts/base charts/istiod-lite charts/ztunnel charts/cni
+
+# test-charts lints and renders the charts and dry-runs them against a real API server.
+test-charts: helm charts-crds kube-tools
+	AMBIT_HELM=$(HELM) AMBIT_KUBE_BIN=$(KUBE_BIN) $(GO) test -count=1 ./e2e/charts/... ./hack/gencrds/...
+
+# e2e runs the end-to-end suite on the local cluster: real etcd, kube-apiserver and
+# controller manager, network-namespace nodes with the harness's kubelet, and Ambit
+# installed from the charts (root).
+e2e: deps build kube-tools helm charts-crds
+	AMBIT_BIN=$(BIN) AMBIT_HELM=$(HELM) AMBIT_KUBE_BIN=$(KUBE_BIN) $(GO) test -count=1 -p 1 -timeout 30m ./e2e/testbed/... ./e2e/suite/...
+
+test: deps check-generate test-unit test-privileged test-interop test-kube test-charts e2e demo
 
 demo: deps build
 	$(BIN)/ambit-demo --bin $(BIN)
