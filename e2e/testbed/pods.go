@@ -41,11 +41,9 @@ func (tb *Testbed) WaitPodReady(ctx context.Context, namespace, name string) (*c
 		if err != nil {
 			return false, err
 		}
-		for _, c := range p.Status.Conditions {
-			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-				pod = p
-				return true, nil
-			}
+		if podReady(p) {
+			pod = p
+			return true, nil
 		}
 		return false, fmt.Errorf("phase %s, conditions %v", p.Status.Phase, p.Status.Conditions)
 	})

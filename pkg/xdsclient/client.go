@@ -17,6 +17,7 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/prometheus/client_golang/prometheus"
 	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -58,6 +59,12 @@ type Config struct {
 	Backoff time.Duration
 	// Logger receives connection events (default slog.Default()).
 	Logger *slog.Logger
+	// Registerer, when set, receives the client's counters: ambit_xds_streams_total
+	// (streams opened), ambit_xds_resources_received_total{type} and
+	// ambit_xds_resources_removed_total{type} (resources in accepted or rejected
+	// responses), which show what a reconnect cost (F-CP-2: nothing for an up-to-date
+	// client).
+	Registerer prometheus.Registerer
 }
 
 // Client is a delta xDS client. Build it with New and run it with Run.
@@ -69,6 +76,9 @@ type Client struct {
 	// Touched only by the goroutine in Run.
 	versions map[string]map[string]string // type URL -> resource name -> accepted version
 	accepted map[string]bool              // type URLs with an accepted response
+
+	streams           prometheus.Counter
+	received, removed *prometheus.CounterVec
 }
 
 // New builds a client; it does not connect until Run.
@@ -87,6 +97,15 @@ func New(cfg Config) *Client {
 	}
 	for _, t := range cfg.TypeURLs {
 		c.versions[t] = map[string]string{}
+	}
+	c.streams = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "ambit_xds_streams_total", Help: "Delta xDS streams opened to the control plane."})
+	c.received = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ambit_xds_resources_received_total", Help: "Resources received in delta xDS responses, by type URL."}, []string{"type"})
+	c.removed = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "ambit_xds_resources_removed_total", Help: "Resource removals received in delta xDS responses, by type URL."}, []string{"type"})
+	if cfg.Registerer != nil {
+		cfg.Registerer.MustRegister(c.streams, c.received, c.removed)
 	}
 	return c
 }
@@ -147,6 +166,7 @@ func (c *Client) stream(ctx context.Context) (gotResponse bool, err error) {
 			return false, fmt.Errorf("subscribe %s: %w", t, err)
 		}
 	}
+	c.streams.Inc()
 	c.cfg.Logger.Info("xds stream open", "types", c.cfg.TypeURLs)
 	for {
 		resp, err := s.Recv()
@@ -164,6 +184,10 @@ func (c *Client) stream(ctx context.Context) (gotResponse bool, err error) {
 func (c *Client) handle(resp *discoveryv3.DeltaDiscoveryResponse) *discoveryv3.DeltaDiscoveryRequest {
 	t := resp.GetTypeUrl()
 	ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}
+	if _, ok := c.versions[t]; ok {
+		c.received.WithLabelValues(t).Add(float64(len(resp.GetResources())))
+		c.removed.WithLabelValues(t).Add(float64(len(resp.GetRemovedResources())))
+	}
 	var err error
 	if held, ok := c.versions[t]; !ok {
 		err = fmt.Errorf("%w: %q", ErrUnsubscribedType, t)

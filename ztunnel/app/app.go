@@ -94,11 +94,12 @@ func Run(ctx context.Context, cfg Config) error {
 		},
 	}
 	xds := xdsclient.New(xdsclient.Config{
-		Conn:     xdsConn,
-		Node:     &corev3.Node{Id: "ztunnel~" + cfg.NodeName, Cluster: cfg.ClusterID},
-		TypeURLs: []string{state.TypeAddress, state.TypeAuthorization},
-		Handler:  z.store,
-		Logger:   log,
+		Conn:       xdsConn,
+		Node:       &corev3.Node{Id: "ztunnel~" + cfg.NodeName, Cluster: cfg.ClusterID},
+		TypeURLs:   []string{state.TypeAddress, state.TypeAuthorization},
+		Handler:    z.store,
+		Logger:     log,
+		Registerer: reg,
 	})
 	zdsClient := &zds.Client{Path: cfg.ZDSSocket, Handler: z.inpod, Logger: log}
 
