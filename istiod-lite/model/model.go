@@ -1,8 +1,10 @@
 // Package model turns a snapshot of Kubernetes objects (pkg/kubefile) into the workload
 // discovery resources istiod-lite serves to ztunnels: Istio's istio.workload.Address,
 // each either a Workload (one per pod with an IP) or a Service (one per Service with a
-// cluster IP). Build is a pure function: the same snapshot always gives the same model,
-// whichever config source produced it (F-CP-3).
+// cluster IP), and Istio's istio.security.Authorization, converted from
+// AuthorizationPolicy and PeerAuthentication by package policy. Build is a pure
+// function: the same snapshot always gives the same model, whichever config source
+// produced it (F-CP-3).
 package model
 
 import (
@@ -10,10 +12,12 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ambitmesh/ambit/istiod-lite/policy"
 	"github.com/ambitmesh/ambit/pkg/kubefile"
 	"github.com/ambitmesh/ambit/pkg/spiffe"
 	"github.com/ambitmesh/ambit/pkg/wire"
 	"istio.io/istio/pkg/workloadapi"
+	"istio.io/istio/pkg/workloadapi/security"
 )
 
 // Options parameterise Build. Zero fields take Istio's defaults.
@@ -25,6 +29,9 @@ type Options struct {
 	TrustDomain string
 	// DomainSuffix ends service hostnames, <name>.<ns>.svc.<suffix> (default cluster.local).
 	DomainSuffix string
+	// RootNamespace holds mesh-wide policies (default "istio-system", Istio's
+	// meshConfig.rootNamespace).
+	RootNamespace string
 }
 
 func (o Options) withDefaults() Options {
@@ -37,6 +44,9 @@ func (o Options) withDefaults() Options {
 	if o.DomainSuffix == "" {
 		o.DomainSuffix = "cluster.local"
 	}
+	if o.RootNamespace == "" {
+		o.RootNamespace = wire.RootNamespace
+	}
 	return o
 }
 
@@ -46,6 +56,12 @@ type Model struct {
 	// Addresses holds every WDS Address resource keyed by its resource name: workloads by
 	// uid ("<cluster>//Pod/<ns>/<name>"), services by "<ns>/<hostname>".
 	Addresses map[string]*workloadapi.Address
+	// Authorizations holds every WDS Authorization resource keyed by its resource name,
+	// "<ns>/<name>" (see package policy for how policies are converted).
+	Authorizations map[string]*security.Authorization
+	// Problems lists what is wrong with the snapshot's policy objects (invalid objects,
+	// converted fail closed, and warnings), sorted, for the caller to log and report.
+	Problems []policy.Problem
 
 	identitiesByNode map[string][]spiffe.Identity
 	enrolled         map[podKey]bool
@@ -60,6 +76,7 @@ func Build(s *kubefile.Snapshot, o Options) *Model {
 	o = o.withDefaults()
 	m := &Model{
 		Addresses:        map[string]*workloadapi.Address{},
+		Authorizations:   map[string]*security.Authorization{},
 		identitiesByNode: map[string][]spiffe.Identity{},
 		enrolled:         map[podKey]bool{},
 	}
@@ -67,6 +84,7 @@ func Build(s *kubefile.Snapshot, o Options) *Model {
 		return m
 	}
 	b := newBuilder(s, o)
+	m.Authorizations, m.Problems = b.policies.Authorizations, b.policies.Problems
 	for _, svc := range s.Services {
 		if out := b.service(svc); out != nil {
 			m.Addresses[ServiceName(out.Namespace, out.Hostname)] = &workloadapi.Address{

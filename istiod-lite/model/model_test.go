@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"maps"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -14,7 +15,9 @@ import (
 	"github.com/ambitmesh/ambit/pkg/kubefile"
 	"github.com/ambitmesh/ambit/pkg/spiffe"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"istio.io/istio/pkg/workloadapi"
+	"istio.io/istio/pkg/workloadapi/security"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden from the current output")
@@ -75,18 +78,20 @@ func render(t *testing.T, snap *kubefile.Snapshot, m *Model) []byte {
 		Enrolled   []string            `json:"enrolled"`
 		Identities map[string][]string `json:"identitiesOnNode"`
 		IPs        map[string][]string `json:"ips"` // addresses decoded, for reviewers
-	}{Addresses: map[string]any{}, Enrolled: []string{}, Identities: map[string][]string{}, IPs: map[string][]string{}}
+		// Authorizations and Problems are left out of goldens without policies.
+		Authorizations map[string]any `json:"authorizations,omitempty"`
+		Problems       []string       `json:"problems,omitempty"`
+	}{Addresses: map[string]any{}, Enrolled: []string{}, Identities: map[string][]string{}, IPs: map[string][]string{},
+		Authorizations: map[string]any{}}
 	for name, a := range m.Addresses {
-		raw, err := protojson.Marshal(a)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var v any
-		if err := json.Unmarshal(raw, &v); err != nil {
-			t.Fatal(err)
-		}
-		view.Addresses[name] = v
+		view.Addresses[name] = jsonView(t, a)
 		view.IPs[name] = decodeIPs(a)
+	}
+	for name, a := range m.Authorizations {
+		view.Authorizations[name] = jsonView(t, a)
+	}
+	for _, p := range m.Problems {
+		view.Problems = append(view.Problems, p.String())
 	}
 	for _, p := range snap.Pods {
 		if m.Enrolled(p.Namespace, p.Name) {
@@ -108,6 +113,20 @@ func render(t *testing.T, snap *kubefile.Snapshot, m *Model) []byte {
 		t.Fatal(err)
 	}
 	return append(out, '\n')
+}
+
+// jsonView renders a proto as a generic JSON value, so goldens are stable and indented.
+func jsonView(t *testing.T, m proto.Message) any {
+	t.Helper()
+	raw, err := protojson.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
 }
 
 func TestOptions(t *testing.T) {
@@ -191,4 +210,25 @@ func keys(m *Model) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestRootNamespace: Options.RootNamespace decides which namespace's policies are
+// mesh-wide and where the static STRICT policy lives.
+func TestRootNamespace(t *testing.T) {
+	snap := loadFile(t, "testdata/policies.yaml")
+	m := Build(snap, Options{RootNamespace: "bookinfo"})
+	if a := m.Authorizations["bookinfo/no-untrusted"]; a.GetScope() != security.Scope_GLOBAL {
+		t.Errorf("no-untrusted scope = %v, want GLOBAL", a.GetScope())
+	}
+	if a := m.Authorizations["istio-system/deny-quarantine"]; a.GetScope() != security.Scope_NAMESPACE {
+		t.Errorf("deny-quarantine scope = %v, want NAMESPACE", a.GetScope())
+	}
+	if m.Authorizations["bookinfo/istio_converted_static_strict"] == nil {
+		t.Errorf("no static STRICT policy in the custom root namespace: %v", slices.Sorted(maps.Keys(m.Authorizations)))
+	}
+	// The mesh policy now sits in an ordinary namespace without pods: nothing is STRICT.
+	w := m.Addresses["Kubernetes//Pod/bookinfo/productpage-0"].GetWorkload()
+	if want := []string{"bookinfo/productpage-http"}; !slices.Equal(w.GetAuthorizationPolicies(), want) {
+		t.Errorf("productpage lists %v, want %v", w.GetAuthorizationPolicies(), want)
+	}
 }

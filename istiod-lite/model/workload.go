@@ -3,6 +3,7 @@ package model
 import (
 	"net/netip"
 
+	"github.com/ambitmesh/ambit/istiod-lite/policy"
 	"github.com/ambitmesh/ambit/pkg/kubefile"
 	"github.com/ambitmesh/ambit/pkg/wire"
 	"istio.io/istio/pkg/workloadapi"
@@ -22,10 +23,16 @@ type builder struct {
 	o          Options
 	namespaces map[string]*corev1.Namespace
 	services   map[string][]*corev1.Service // by namespace, snapshot order
+	policies   *policy.Set
 }
 
 func newBuilder(s *kubefile.Snapshot, o Options) *builder {
-	b := &builder{o: o, namespaces: map[string]*corev1.Namespace{}, services: map[string][]*corev1.Service{}}
+	b := &builder{
+		o:          o,
+		namespaces: map[string]*corev1.Namespace{},
+		services:   map[string][]*corev1.Service{},
+		policies:   policy.Build(s.AuthorizationPolicies, s.PeerAuthentications, policy.Options{RootNamespace: o.RootNamespace}),
+	}
 	for _, ns := range s.Namespaces {
 		b.namespaces[ns.Name] = ns
 	}
@@ -72,6 +79,9 @@ func (b *builder) workload(pod *corev1.Pod) *workloadapi.Workload {
 		CanonicalRevision: firstLabel(pod.Labels, "latest", labelCanonicalRevision, "app.kubernetes.io/version", "version"),
 		Status:            podStatus(pod),
 		Services:          b.workloadServices(pod),
+		// As Istio: selector-scoped AuthorizationPolicies, sorted, then the
+		// PeerAuthentication-derived policy, for every pod, enrolled or not.
+		AuthorizationPolicies: b.policies.PoliciesFor(pod.Namespace, pod.Labels),
 	}
 	if pod.Spec.HostNetwork {
 		w.NetworkMode = workloadapi.NetworkMode_HOST_NETWORK

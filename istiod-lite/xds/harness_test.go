@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/backoff"
 	"google.golang.org/grpc/credentials/insecure"
 	"istio.io/istio/pkg/workloadapi"
+	"istio.io/istio/pkg/workloadapi/security"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -72,12 +73,16 @@ type ztunnelStore struct {
 	refusals  int
 	pushes    []push
 	addresses map[string]*workloadapi.Address
+	authz     map[string]*security.Authorization // nil until the first Authorization push
 }
 
 func (z *ztunnelStore) Apply(typeURL string, upserts []*discoveryv3.Resource, removed []string) error {
 	z.mu.Lock()
 	defer z.mu.Unlock()
 	p := push{typeURL: typeURL, removed: slices.Sorted(slices.Values(removed))}
+	if typeURL == TypeAuthorization {
+		return z.applyAuthz(p, upserts, removed)
+	}
 	decoded := map[string]*workloadapi.Address{}
 	for _, r := range upserts {
 		p.upserts = append(p.upserts, r.GetName())
@@ -103,6 +108,42 @@ func (z *ztunnelStore) Apply(typeURL string, upserts []*discoveryv3.Resource, re
 		delete(z.addresses, n)
 	}
 	return nil
+}
+
+// applyAuthz decodes Authorization resources as ztunnel does; z.mu is held.
+func (z *ztunnelStore) applyAuthz(p push, upserts []*discoveryv3.Resource, removed []string) error {
+	decoded := map[string]*security.Authorization{}
+	for _, r := range upserts {
+		a := &security.Authorization{}
+		if err := r.GetResource().UnmarshalTo(a); err != nil {
+			return fmt.Errorf("decode %s: %w", r.GetName(), err)
+		}
+		p.upserts = append(p.upserts, r.GetName())
+		decoded[r.GetName()] = a
+	}
+	slices.Sort(p.upserts)
+	z.pushes = append(z.pushes, p)
+	if z.authz == nil {
+		z.authz = map[string]*security.Authorization{}
+	}
+	for n, a := range decoded {
+		z.authz[n] = a
+	}
+	for _, n := range removed {
+		delete(z.authz, n)
+	}
+	return nil
+}
+
+// policies returns a copy of the Authorizations held.
+func (z *ztunnelStore) policies() map[string]*security.Authorization {
+	z.mu.Lock()
+	defer z.mu.Unlock()
+	out := make(map[string]*security.Authorization, len(z.authz))
+	for k, v := range z.authz {
+		out[k] = v
+	}
+	return out
 }
 
 func (z *ztunnelStore) state() ([]push, map[string]*workloadapi.Address) {

@@ -20,6 +20,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 	"istio.io/istio/pkg/workloadapi"
+	"istio.io/istio/pkg/workloadapi/security"
 
 	"github.com/ambitmesh/ambit/istiod-lite/model"
 )
@@ -38,8 +39,9 @@ type Server struct {
 	authz   *cachev3.LinearCache
 	xds     serverv3.Server
 
-	mu      sync.Mutex
-	current map[string]*workloadapi.Address
+	mu           sync.Mutex
+	current      map[string]*workloadapi.Address
+	currentAuthz map[string]*security.Authorization
 }
 
 // New builds a server with empty caches: until the first Update a subscriber gets empty,
@@ -50,10 +52,11 @@ func New(logger *slog.Logger) *Server {
 	}
 	cl := cacheLogger{logger.With("component", "xds-cache")}
 	s := &Server{
-		log:     logger,
-		address: cachev3.NewLinearCache(TypeAddress, cachev3.WithLogger(cl)),
-		authz:   cachev3.NewLinearCache(TypeAuthorization, cachev3.WithLogger(cl)),
-		current: map[string]*workloadapi.Address{},
+		log:          logger,
+		address:      cachev3.NewLinearCache(TypeAddress, cachev3.WithLogger(cl)),
+		authz:        cachev3.NewLinearCache(TypeAuthorization, cachev3.WithLogger(cl)),
+		current:      map[string]*workloadapi.Address{},
+		currentAuthz: map[string]*security.Authorization{},
 	}
 	mux := &cachev3.MuxCache{
 		Classify:      func(r *cachev3.Request) string { return r.GetTypeUrl() },
@@ -73,42 +76,50 @@ func (s *Server) Register(g *grpc.Server) {
 	discoveryv3.RegisterAggregatedDiscoveryServiceServer(g, s.xds)
 }
 
-// Update makes m the served state. Only Address resources that are new or differ
-// (proto.Equal) from the previous model are updated, and those absent from m removed, so
-// subscribers get one delta push holding exactly the changes; an unchanged model pushes
-// nothing. A nil model serves nothing. m must not be modified afterwards.
+// Update makes m the served state. For each type (Address, Authorization), only the
+// resources that are new or differ (proto.Equal) from the previous model are updated, and
+// those absent from m removed, so subscribers get at most one delta push per type holding
+// exactly the changes; an unchanged model pushes nothing. A nil model serves nothing. m
+// must not be modified afterwards.
 func (s *Server) Update(m *model.Model) {
 	if m == nil {
 		m = &model.Model{}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.current = apply(s.log, s.address, "address", s.current, m.Addresses)
+	s.currentAuthz = apply(s.log, s.authz, "authorization", s.currentAuthz, m.Authorizations)
+}
+
+// apply pushes the difference between the served resources cur and next into cache and
+// returns the new served set (a copy of next).
+func apply[T proto.Message](log *slog.Logger, cache *cachev3.LinearCache, kind string, cur, next map[string]T) map[string]T {
 	upserts := map[string]types.Resource{}
-	for name, a := range m.Addresses {
-		if old, ok := s.current[name]; !ok || !proto.Equal(old, a) {
-			upserts[name] = a
+	for name, r := range next {
+		if old, ok := cur[name]; !ok || !proto.Equal(old, r) {
+			upserts[name] = r
 		}
 	}
 	var removed []string
-	for name := range s.current {
-		if _, ok := m.Addresses[name]; !ok {
+	for name := range cur {
+		if _, ok := next[name]; !ok {
 			removed = append(removed, name)
 		}
 	}
 	if len(upserts) == 0 && len(removed) == 0 {
-		return
+		return cur
 	}
-	if err := s.address.UpdateResources(upserts, removed); err != nil {
+	if err := cache.UpdateResources(upserts, removed); err != nil {
 		// Only a resource that fails to marshal gets here; the cache holds the new state
 		// and the watches of this push are retried on the next update.
-		s.log.Error("update wds cache", "err", err)
+		log.Error("update wds cache", "type", kind, "err", err)
 	}
-	next := make(map[string]*workloadapi.Address, len(m.Addresses))
-	for name, a := range m.Addresses {
-		next[name] = a
+	served := make(map[string]T, len(next))
+	for name, r := range next {
+		served[name] = r
 	}
-	s.current = next
-	s.log.Debug("wds updated", "upserted", len(upserts), "removed", len(removed), "total", len(next))
+	log.Debug("wds updated", "type", kind, "upserted", len(upserts), "removed", len(removed), "total", len(served))
+	return served
 }
 
 // callbacks log stream lifecycles, NACKs and push sizes.
