@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -182,4 +183,34 @@ func (k *Kubelet) Pod(namespace, name string) *cluster.Pod {
 		}
 	}
 	return nil
+}
+
+// KillContainer SIGKILLs a running container's process, as a crash would; the kubelet
+// restarts it per the pod's restart policy. It returns the killed process's pid.
+func (k *Kubelet) KillContainer(namespace, pod, name string) (int, error) {
+	k.mu.Lock()
+	var target *container
+	for _, p := range k.pods {
+		if p.pod.Namespace == namespace && p.pod.Name == pod {
+			for _, c := range p.containers {
+				if c.name == name {
+					target = c
+				}
+			}
+		}
+	}
+	k.mu.Unlock()
+	if target == nil {
+		return 0, fmt.Errorf("kill container %s/%s/%s: not running here", namespace, pod, name)
+	}
+	target.mu.Lock()
+	proc := target.proc
+	target.mu.Unlock()
+	if proc == nil {
+		return 0, fmt.Errorf("kill container %s/%s/%s: not running", namespace, pod, name)
+	}
+	if err := syscall.Kill(proc.Pid, syscall.SIGKILL); err != nil {
+		return 0, fmt.Errorf("kill container %s/%s/%s: %w", namespace, pod, name, err)
+	}
+	return proc.Pid, nil
 }

@@ -3,36 +3,13 @@ package mesh
 import (
 	"fmt"
 	"net/netip"
-	"strings"
 	"testing"
 	"time"
-
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 )
 
 // inboundMTLS sums the node ztunnel's destination-reported mTLS connections.
 func inboundMTLS(m *Mesh, node string) (float64, error) {
-	text, err := m.Metrics(node)
-	if err != nil {
-		return 0, err
-	}
-	p := expfmt.NewTextParser(model.UTF8Validation)
-	fams, err := p.TextToMetricFamilies(strings.NewReader(text))
-	if err != nil {
-		return 0, err
-	}
-	var sum float64
-	for _, mt := range fams["istio_tcp_connections_opened_total"].GetMetric() {
-		l := map[string]string{}
-		for _, lp := range mt.Label {
-			l[lp.GetName()] = lp.GetValue()
-		}
-		if l["reporter"] == "destination" && l["connection_security_policy"] == "mutual_tls" {
-			sum += mt.GetCounter().GetValue()
-		}
-	}
-	return sum, nil
+	return InboundMTLS(m.Nodes[node].NetnsPath)
 }
 
 // TestPrivilegedLiveEnrolment relabels a namespace while its pods keep running

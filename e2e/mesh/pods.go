@@ -50,26 +50,37 @@ type ConfigDump struct {
 	} `json:"certificates"`
 	Workloads []json.RawMessage `json:"workloads"`
 	Services  []json.RawMessage `json:"services"`
+	Policies  []json.RawMessage `json:"policies"`
 }
 
 // ConfigDump reads the node's ztunnel /config_dump.
 func (m *Mesh) ConfigDump(node string) (*ConfigDump, error) {
-	n := m.Nodes[node]
-	body, err := cluster.HTTPGet(n.NetnsPath, fmt.Sprintf("http://127.0.0.1:%d/config_dump", wire.PortAdmin))
+	return ReadConfigDump(m.Nodes[node].NetnsPath)
+}
+
+// ReadConfigDump reads /config_dump of the ztunnel serving the node namespace at netns
+// (its admin port on 127.0.0.1).
+func ReadConfigDump(netns string) (*ConfigDump, error) {
+	body, err := cluster.HTTPGet(netns, fmt.Sprintf("http://127.0.0.1:%d/config_dump", wire.PortAdmin))
 	if err != nil {
-		return nil, fmt.Errorf("config dump %s: %w", node, err)
+		return nil, fmt.Errorf("config dump: %w", err)
 	}
 	d := &ConfigDump{}
 	if err := json.Unmarshal(body, d); err != nil {
-		return nil, fmt.Errorf("config dump %s: %w", node, err)
+		return nil, fmt.Errorf("config dump: %w", err)
 	}
 	return d, nil
 }
 
 // Metrics reads the node's ztunnel Prometheus metrics text.
 func (m *Mesh) Metrics(node string) (string, error) {
-	n := m.Nodes[node]
-	body, err := cluster.HTTPGet(n.NetnsPath, fmt.Sprintf("http://127.0.0.1:%d/metrics", wire.PortMetrics))
+	return ReadMetrics(m.Nodes[node].NetnsPath)
+}
+
+// ReadMetrics reads the Prometheus text of the ztunnel serving the node namespace at
+// netns.
+func ReadMetrics(netns string) (string, error) {
+	body, err := cluster.HTTPGet(netns, fmt.Sprintf("http://127.0.0.1:%d/metrics", wire.PortMetrics))
 	return string(body), err
 }
 
