@@ -106,6 +106,9 @@ type TCPResult struct {
 	// Bytes is the number of echoed bytes received.
 	Bytes int    `json:"bytes"`
 	Error string `json:"error,omitempty"`
+	// Holding marks the line a held connection prints once it is established
+	// (TCPOptions.Hold); its final line follows when it ends.
+	Holding bool `json:"holding,omitempty"`
 }
 
 // TCPOptions configures RunTCP.
@@ -114,6 +117,10 @@ type TCPOptions struct {
 	Count   int    // connections to make; < 1 means 1
 	Payload string // sent after the greeting; "" means "ambit-echo"
 	Timeout time.Duration
+	// Hold, when positive, keeps each connection open that long instead of one
+	// exchange: the payload is sent and its echo checked every 100 ms, so a connection
+	// closed by the network (e.g. a policy) shows as an error naming when it broke.
+	Hold time.Duration
 }
 
 // RunTCP makes opts.Count connections; on each it reads the greeting, sends
@@ -126,7 +133,12 @@ func RunTCP(ctx context.Context, opts TCPOptions, out io.Writer) (failures int, 
 	}
 	enc := json.NewEncoder(out)
 	for range max(opts.Count, 1) {
-		res := doTCP(ctx, opts)
+		var res TCPResult
+		if opts.Hold > 0 {
+			res = holdTCP(ctx, opts, enc)
+		} else {
+			res = doTCP(ctx, opts)
+		}
 		if !res.OK {
 			failures++
 		}
@@ -141,23 +153,11 @@ func doTCP(ctx context.Context, opts TCPOptions) TCPResult {
 	payload := cmp.Or(opts.Payload, "ambit-echo")
 	ctx, cancel := context.WithTimeout(ctx, cmp.Or(opts.Timeout, 5*time.Second))
 	defer cancel()
-	var d net.Dialer
-	c, err := d.DialContext(ctx, "tcp", opts.Addr)
-	if err != nil {
-		return TCPResult{Error: err.Error()}
+	c, r, res := openTCP(ctx, opts.Addr)
+	if c == nil {
+		return res
 	}
 	defer c.Close()
-	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
-	defer stop()
-	r := bufio.NewReader(c)
-	line, err := r.ReadString('\n')
-	if err != nil {
-		return TCPResult{Error: "read greeting: " + err.Error()}
-	}
-	var res TCPResult
-	if res.Pod, res.Peer, err = ParseGreeting(line); err != nil {
-		return TCPResult{Error: err.Error()}
-	}
 	if _, err := io.WriteString(c, payload); err != nil {
 		res.Error = "write payload: " + err.Error()
 		return res
@@ -176,6 +176,62 @@ func doTCP(ctx context.Context, opts TCPOptions) TCPResult {
 	default:
 		res.OK = true
 	}
+	return res
+}
+
+// openTCP dials addr and reads the server's greeting; the connection's deadline
+// follows ctx. On failure the connection is nil and the result carries the error.
+func openTCP(ctx context.Context, addr string) (net.Conn, *bufio.Reader, TCPResult) {
+	var d net.Dialer
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, nil, TCPResult{Error: err.Error()}
+	}
+	context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Now()) })
+	r := bufio.NewReader(c)
+	line, err := r.ReadString('\n')
+	if err != nil {
+		c.Close()
+		return nil, nil, TCPResult{Error: "read greeting: " + err.Error()}
+	}
+	var res TCPResult
+	if res.Pod, res.Peer, err = ParseGreeting(line); err != nil {
+		c.Close()
+		return nil, nil, TCPResult{Error: err.Error()}
+	}
+	return c, r, res
+}
+
+// holdTCP keeps one connection open for opts.Hold, exchanging the payload every 100 ms;
+// it prints a Holding line once the greeting arrived.
+func holdTCP(ctx context.Context, opts TCPOptions, enc *json.Encoder) TCPResult {
+	payload := cmp.Or(opts.Payload, "ambit-echo")
+	ctx, cancel := context.WithTimeout(ctx, opts.Hold+cmp.Or(opts.Timeout, 5*time.Second))
+	defer cancel()
+	c, r, res := openTCP(ctx, opts.Addr)
+	if c == nil {
+		return res
+	}
+	defer c.Close()
+	_ = enc.Encode(TCPResult{Pod: res.Pod, Peer: res.Peer, OK: true, Holding: true})
+	start := time.Now()
+	buf := make([]byte, len(payload))
+	for time.Since(start) < opts.Hold {
+		if _, err := io.WriteString(c, payload); err != nil {
+			res.Error = fmt.Sprintf("write after %v: %v", time.Since(start).Round(time.Millisecond), err)
+			return res
+		}
+		if _, err := io.ReadFull(r, buf); err != nil {
+			res.Error = fmt.Sprintf("read after %v: %v", time.Since(start).Round(time.Millisecond), err)
+			return res
+		}
+		res.Bytes += len(buf)
+		select {
+		case <-ctx.Done():
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	res.OK = true
 	return res
 }
 

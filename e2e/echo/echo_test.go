@@ -232,3 +232,16 @@ func FuzzParseGreeting(f *testing.F) {
 		}
 	})
 }
+
+func TestTCPHold(t *testing.T) {
+	_, tcpAddr := startServer(t)
+	var out bytes.Buffer
+	failures, err := RunTCP(context.Background(), TCPOptions{Addr: tcpAddr, Payload: "held", Hold: 350 * time.Millisecond}, &out)
+	if err != nil || failures != 0 {
+		t.Fatalf("RunTCP = %d, %v; output %s", failures, err, out.String())
+	}
+	res := decodeLines[TCPResult](t, out.Bytes())
+	if len(res) != 2 || !res[0].Holding || !res[1].OK || res[1].Holding || res[1].Bytes < 3*len("held") {
+		t.Fatalf("results %+v", res)
+	}
+}

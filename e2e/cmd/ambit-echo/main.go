@@ -27,7 +27,7 @@ const usage = `usage:
   ambit-echo http --url URL [--count N] [--body MARKER] [--keepalive] [--header 'K: V']... [--timeout 5s]
       One request per count (a new connection each unless --keepalive; POST when --body is set);
       prints one JSON line per response: the server's JSON plus "status" and "error".
-  ambit-echo tcp --addr IP:PORT [--count N] [--payload MARKER] [--timeout 5s]
+  ambit-echo tcp --addr IP:PORT [--count N] [--payload MARKER] [--timeout 5s] [--hold 30s]
       Reads the greeting, sends the payload, half-closes, checks the echo;
       prints {"pod","peer","ok","bytes","error"} per connection.
 Clients exit 1 when any exchange failed, 2 on bad usage.
@@ -87,6 +87,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fs.IntVar(&o.Count, "count", 1, "number of connections")
 		fs.StringVar(&o.Payload, "payload", "", "payload to send (default \"ambit-echo\")")
 		fs.DurationVar(&o.Timeout, "timeout", 5*time.Second, "per-connection timeout")
+		fs.DurationVar(&o.Hold, "hold", 0, "keep each connection open this long, exchanging the payload every 100ms")
 		cmd = func() (int, error) { return exitCode(echo.RunTCP(ctx, o, stdout)) }
 	default:
 		fmt.Fprintf(stderr, "ambit-echo: unknown command %q\n%s", args[0], usage)
