@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -96,12 +97,14 @@ func (f *fakeRedirector) get(uid string) PodNet {
 	return f.pods[uid]
 }
 
-// fakeZtunnel is a zds.Handler keeping workload infos.
+// fakeZtunnel is a zds.Handler keeping workload infos. With gate set, AddWorkload
+// waits until the gate is closed (a silent ztunnel).
 type fakeZtunnel struct {
 	j      *journal
 	mu     sync.Mutex
 	wls    map[string]*zdsapi.WorkloadInfo
 	reject string
+	gate   chan struct{}
 }
 
 func newFakeZtunnel(j *journal) *fakeZtunnel {
@@ -112,6 +115,9 @@ func (z *fakeZtunnel) AddWorkload(uid string, info *zdsapi.WorkloadInfo, netns, 
 	_ = netns.Close()
 	if sockmap != nil {
 		_ = sockmap.Close()
+	}
+	if z.gate != nil {
+		<-z.gate
 	}
 	z.mu.Lock()
 	defer z.mu.Unlock()
@@ -210,19 +216,31 @@ func (e *env) newPod(uid, ns, name, ip string) podapi.AddRequest {
 	return podapi.AddRequest{UID: uid, Name: name, Namespace: ns, Netns: netns, IPs: []string{ip}, ContainerID: "sandbox-" + uid}
 }
 
-// startAgent runs an agent; the returned func stops it and waits.
-func (e *env) startAgent() (*Agent, func()) {
+// startAgent runs an agent; the returned func stops it and waits. opts adjust the
+// config first.
+func (e *env) startAgent(opts ...func(*Config)) (*Agent, func()) {
 	e.t.Helper()
-	a, err := New(Config{
+	cfg := Config{
 		NodeName: "node-a", ConfigDir: e.configDir, ZDSSocket: e.zdsSock, CNISocket: e.cniSock,
 		CgroupRoot: e.cgroupRoot, StateDir: e.stateDir, Redirector: e.redir, Logger: logger(e.t),
 		ProbeSources: []netip.Addr{netip.MustParseAddr("10.20.1.1")}, HandoffTimeout: 5 * time.Second,
-	})
+	}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	a, err := New(cfg)
 	if err != nil {
 		e.t.Fatal(err)
 	}
 	stop := run(e.t, a.Run)
-	eventually(e.t, func() bool { _, err := os.Stat(e.cniSock); return err == nil }, "cni socket")
+	// The socket file exists from bind(2) on, before listen(2): wait for a connection.
+	eventually(e.t, func() bool {
+		c, err := net.Dial("unix", e.cniSock)
+		if err == nil {
+			_ = c.Close()
+		}
+		return err == nil
+	}, "cni socket")
 	return a, stop
 }
 

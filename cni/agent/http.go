@@ -39,6 +39,11 @@ func (a *Agent) serveCNI(ctx context.Context) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(l) }()
+	select {
+	case <-a.listening: // a second Run
+	default:
+		close(a.listening)
+	}
 	a.log.Info("cni event server listening", "path", path)
 	select {
 	case err := <-errc:

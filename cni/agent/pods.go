@@ -33,6 +33,8 @@ type pod struct {
 
 // addPod registers the pod and enrols it when the config says so (CNI ADD).
 func (a *Agent) addPod(ctx context.Context, r podapi.AddRequest) error {
+	a.waitPod(ctx, r.UID, r.Namespace, r.Name)
+	defer a.kickAnnotations()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if old := a.pods[r.UID]; old != nil && old.ContainerID != r.ContainerID && (old.Enrolled || old.pinned) {
@@ -56,6 +58,7 @@ func (a *Agent) addPod(ctx context.Context, r podapi.AddRequest) error {
 // delPod unenrols and forgets the pod (CNI DEL). Unknown pods and DELs for an older
 // sandbox are no-ops.
 func (a *Agent) delPod(ctx context.Context, r podapi.DelRequest) error {
+	defer a.kickAnnotations()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	p := a.pods[r.UID]
@@ -86,6 +89,7 @@ func (a *Agent) delPod(ctx context.Context, r podapi.DelRequest) error {
 // reconcileAll applies the current config to every registered pod and persists the
 // result. Failures are logged; the next change or resync retries.
 func (a *Agent) reconcileAll(ctx context.Context) {
+	defer a.kickAnnotations()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	dirty := false
@@ -122,9 +126,14 @@ func (a *Agent) apply(ctx context.Context, p *pod) error {
 	return nil
 }
 
-// enrol installs redirection and hands the pod to ztunnel. On a handoff failure the
-// redirection is removed again (fail closed: no capture without a proxy that knows).
+// enrol installs redirection and hands the pod to ztunnel. A rejection by ztunnel
+// removes the redirection again (no capture without a proxy that accepted the pod); a
+// missing or silent ztunnel is handled by Config.ZtunnelDown (F-PLUS-3).
 func (a *Agent) enrol(ctx context.Context, p *pod, sa string) error {
+	closed := a.cfg.ZtunnelDown == ZtunnelDownClosed
+	if closed && !a.zds.Connected() {
+		return fmt.Errorf("enrol %s: %w: no ztunnel connected", p.UID, ErrZtunnelDown)
+	}
 	ip, ok := firstIPv4(p.IPs)
 	if !ok {
 		return fmt.Errorf("enrol %s: no IPv4 address in %v (redirection is IPv4-only)", p.UID, p.IPs)
@@ -154,7 +163,20 @@ func (a *Agent) enrol(ctx context.Context, p *pod, sa string) error {
 		Netns:   netns,
 		SockMap: sockmap,
 	}
-	if err := a.zds.Add(hctx, w); err != nil {
+	err = a.zds.Add(hctx, w)
+	if err == nil && closed && !a.zds.Acked(p.UID) {
+		err = fmt.Errorf("%w: ztunnel went away before acknowledging", ErrZtunnelDown)
+	}
+	if err != nil && closed && !errors.Is(err, zds.ErrRejected) && !errors.Is(err, ErrZtunnelDown) {
+		err = fmt.Errorf("%w: %w", ErrZtunnelDown, err)
+	}
+	if err != nil && !closed && !errors.Is(err, zds.ErrRejected) && ctx.Err() == nil {
+		// Open policy: ztunnel is connected but silent. The ZDS server keeps the
+		// workload and delivers it on the next (re)connection.
+		a.log.Warn("ztunnel did not acknowledge in time; pod stays enrolled for later hand-off", "uid", p.UID, "err", err)
+		err = nil
+	}
+	if err != nil {
 		p.Enrolled = true // so unenrol runs fully
 		if uerr := a.unenrol(ctx, p); uerr != nil {
 			err = errors.Join(err, uerr)

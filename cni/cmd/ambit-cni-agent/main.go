@@ -1,7 +1,10 @@
 // Command ambit-cni-agent is Ambit's node agent: it runs in the node network namespace,
 // receives pod events from the ambit-cni plugin on --cni-socket, enrols ambient pods
 // into eBPF redirection (pins under --bpf-pin-dir) and hands them to ztunnel over ZDS on
-// --zds-socket. Flags are those of notes/contracts.md.
+// --zds-socket. The cluster config comes from --config-dir (file mode) or the
+// Kubernetes API (--kubeconfig, or in-cluster); in Kubernetes mode it also installs the
+// plugin into the node's CNI config (--install-cni) and annotates enrolled pods. Flags
+// are those of notes/contracts.md.
 package main
 
 import (
@@ -16,19 +19,25 @@ import (
 	"strings"
 	"syscall"
 
+	"golang.org/x/sync/errgroup"
+
 	"github.com/ambitmesh/ambit/cni/agent"
 	"github.com/ambitmesh/ambit/cni/redirect"
 	"github.com/ambitmesh/ambit/pkg/wire"
 )
 
 func main() {
-	if err := run(os.Args[1:]); err != nil && !errors.Is(err, flag.ErrHelp) {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "ambit-cni-agent:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
+// run parses args and runs the agent (and the CNI installer) until ctx ends.
+func run(ctx context.Context, args []string) error {
 	fs := flag.NewFlagSet("ambit-cni-agent", flag.ContinueOnError)
 	nodeName := fs.String("node-name", os.Getenv("NODE_NAME"), "name of this node")
 	configDir := fs.String("config-dir", "", "directory of Kubernetes YAML (file config source)")
@@ -39,6 +48,7 @@ func run(args []string) error {
 	stateDir := fs.String("state-dir", "/var/lib/ambit/cni-agent", "directory for persisted pod state")
 	probeSources := fs.String("probe-sources", "", "comma-separated IPv4 addresses whose traffic to pods bypasses capture (default: this netns's IPv4 addresses)")
 	logLevel := fs.String("log-level", "info", "debug, info, warn or error")
+	kf := addKubeFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -46,8 +56,16 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	if *nodeName == "" || *configDir == "" {
-		return errors.New("--node-name and --config-dir are required")
+	if *nodeName == "" {
+		return errors.New("--node-name is required")
+	}
+	kubeMode, err := kf.mode(*configDir)
+	if err != nil {
+		return err
+	}
+	policy, err := agent.ParseZtunnelDownPolicy(kf.ztunnelDown)
+	if err != nil {
+		return fmt.Errorf("--ztunnel-down-policy: %w", err)
 	}
 	if *pinDir == "" {
 		*pinDir = "/sys/fs/bpf/ambit/" + *nodeName
@@ -64,18 +82,33 @@ func run(args []string) error {
 	if _, err := redirect.MountBPFFS(*pinDir); err != nil {
 		return err
 	}
-	a, err := agent.New(agent.Config{
+	cfg := agent.Config{
 		NodeName: *nodeName, ConfigDir: *configDir, ZDSSocket: *zdsSocket, CNISocket: *cniSocket,
-		CgroupRoot: *cgroupRoot, StateDir: *stateDir, ProbeSources: probes,
+		CgroupRoot: *cgroupRoot, StateDir: *stateDir, ProbeSources: probes, ZtunnelDown: policy,
 		Redirector: &redirector{m: &redirect.Manager{PinDir: *pinDir}}, Logger: log,
-	})
+	}
+	if kubeMode {
+		if err := kf.kubeConfig(&cfg, log); err != nil {
+			return err
+		}
+	}
+	a, err := agent.New(cfg)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	log.Info("ambit-cni-agent starting", "node", *nodeName, "pinDir", *pinDir, "cgroupRoot", *cgroupRoot, "probeSources", probes)
-	return a.Run(ctx)
+	log.Info("ambit-cni-agent starting", "node", *nodeName, "kubernetes", kubeMode, "pinDir", *pinDir, "cgroupRoot", *cgroupRoot, "probeSources", probes)
+	g, ctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return a.Run(ctx) })
+	if kf.installCNI.value(kubeMode) {
+		inst := kf.installer(*cniSocket, log)
+		g.Go(func() error {
+			if a.WaitServing(ctx) != nil {
+				return nil // stopping before the agent served
+			}
+			return inst.Run(ctx)
+		})
+	}
+	return g.Wait()
 }
 
 // parseProbeSources parses --probe-sources; empty means this netns's IPv4 addresses.

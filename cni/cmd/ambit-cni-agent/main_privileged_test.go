@@ -70,27 +70,8 @@ func (z *mapZtunnel) get(uid string) (ebpf.MapType, bool) {
 // receives the pod's SOCKMAP; a CNI del removes the pins.
 func TestPrivilegedAgentEnrolsWithRealRedirect(t *testing.T) {
 	inpodtest.RequireRoot(t)
-	pod := inpodtest.NewNetns(t)
-	h := pod.Handle(t)
-	eth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"} // both ends stay in the pod netns
-	if err := h.LinkAdd(eth); err != nil {
-		t.Fatal(err)
-	}
-	addr, _ := netlink.ParseAddr("10.250.0.2/24")
-	if err := h.AddrAdd(eth, addr); err != nil {
-		t.Fatal(err)
-	}
-	if err := h.LinkSetUp(eth); err != nil {
-		t.Fatal(err)
-	}
 	const uid = "priv-pod-1"
-	cgRoot := inpodtest.NewCgroup(t)
-	podCg := filepath.Join(cgRoot, "kubepods", "pod"+uid)
-	if err := os.MkdirAll(podCg, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = os.Remove(podCg); _ = os.Remove(filepath.Dir(podCg)) })
-	pinDir := filepath.Join(inpodtest.NewPinDir(t), "node-a")
+	pod, cgRoot, pinDir := newPrivPod(t, uid)
 	mgr := &redirect.Manager{PinDir: pinDir}
 	t.Cleanup(func() { _ = mgr.Unenrol(uid) })
 
@@ -128,7 +109,9 @@ func TestPrivilegedAgentEnrolsWithRealRedirect(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, func() bool { _, err := os.Stat(filepath.Join(dir, "cni.sock")); return err == nil })
+	if err := a.WaitServing(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	c := podapi.NewClient(filepath.Join(dir, "cni.sock"), 30*time.Second)
 	add := podapi.AddRequest{UID: uid, Name: "web", Namespace: "apps", Netns: pod.Path, IPs: []string{"10.250.0.2"}, ContainerID: "s1"}
@@ -148,6 +131,32 @@ func TestPrivilegedAgentEnrolsWithRealRedirect(t *testing.T) {
 	if got, _ := mgr.Enrolled(); len(got) != 0 {
 		t.Fatalf("pins after del = %v", got)
 	}
+}
+
+// newPrivPod makes a throwaway pod: a netns with eth0 10.250.0.2/24 (both veth ends
+// inside), a cgroup root holding kubepods/pod<uid>, and a bpffs pin dir for node-a.
+func newPrivPod(t *testing.T, uid string) (pod *inpodtest.NS, cgRoot, pinDir string) {
+	t.Helper()
+	pod = inpodtest.NewNetns(t)
+	h := pod.Handle(t)
+	eth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: "eth0"}, PeerName: "peer0"} // both ends stay in the pod netns
+	if err := h.LinkAdd(eth); err != nil {
+		t.Fatal(err)
+	}
+	addr, _ := netlink.ParseAddr("10.250.0.2/24")
+	if err := h.AddrAdd(eth, addr); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.LinkSetUp(eth); err != nil {
+		t.Fatal(err)
+	}
+	cgRoot = inpodtest.NewCgroup(t)
+	podCg := filepath.Join(cgRoot, "kubepods", "pod"+uid)
+	if err := os.MkdirAll(podCg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.Remove(podCg); _ = os.Remove(filepath.Dir(podCg)) })
+	return pod, cgRoot, filepath.Join(inpodtest.NewPinDir(t), "node-a")
 }
 
 func waitFor(t *testing.T, cond func() bool) {

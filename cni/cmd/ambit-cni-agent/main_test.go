@@ -23,7 +23,7 @@ func TestParseProbeSources(t *testing.T) {
 }
 
 func TestRunRejectsMissingFlags(t *testing.T) {
-	if err := run([]string{"--node-name", "n"}); err == nil || !strings.Contains(err.Error(), "--config-dir") {
+	if err := run(t.Context(), []string{"--node-name", "n"}); err == nil || !strings.Contains(err.Error(), "--config-dir") {
 		t.Fatalf("err = %v", err)
 	}
 }
