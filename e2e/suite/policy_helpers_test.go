@@ -71,3 +71,19 @@ func ztunnelPolicies(node string) ([]string, error) {
 
 // kubeBin is the directory of kubectl and the other kube tools.
 func kubeBin() string { return os.Getenv("AMBIT_KUBE_BIN") }
+
+// waitPolicyGone waits until node's ztunnel holds none of the named Authorizations.
+func waitPolicyGone(ctx context.Context, node string, names ...string) error {
+	return testbed.Poll(ctx, fmt.Sprintf("policies %v gone from %s", names, node), func(context.Context) (bool, error) {
+		have, err := ztunnelPolicies(node)
+		if err != nil {
+			return false, err
+		}
+		for _, n := range names {
+			if slices.Contains(have, n) {
+				return false, fmt.Errorf("still have %v", have)
+			}
+		}
+		return true, nil
+	})
+}

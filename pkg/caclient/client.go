@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"time"
 
@@ -47,6 +48,9 @@ type Config struct {
 	TTL time.Duration
 	// Now is the clock used to check the returned chain; nil means time.Now.
 	Now func() time.Time
+	// Dial, when set, makes the connection to Address (e.g. from inside a network
+	// namespace); nil uses gRPC's own dialer.
+	Dial func(ctx context.Context, addr string) (net.Conn, error)
 }
 
 // Client requests certificates from the CA over one gRPC connection. It is safe for
@@ -73,7 +77,11 @@ func New(cfg Config) (*Client, error) {
 	if cfg.TLS != nil {
 		creds = credentials.NewTLS(cfg.TLS)
 	}
-	conn, err := grpc.NewClient(cfg.Address, grpc.WithTransportCredentials(creds))
+	opts := []grpc.DialOption{grpc.WithTransportCredentials(creds)}
+	if cfg.Dial != nil {
+		opts = append(opts, grpc.WithContextDialer(cfg.Dial))
+	}
+	conn, err := grpc.NewClient(cfg.Address, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("new ca client: %w", err)
 	}
