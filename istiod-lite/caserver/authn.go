@@ -29,8 +29,7 @@ type Caller struct {
 
 // Authenticator authenticates the caller of an RPC from its context (peer and incoming
 // metadata). It returns an error wrapping ErrNoCredentials when its kind of credential
-// is absent. Implementations must be safe for concurrent use. A Kubernetes TokenReview
-// authenticator is one future implementation.
+// is absent. Implementations must be safe for concurrent use.
 type Authenticator interface {
 	Authenticate(ctx context.Context) (*Caller, error)
 }
@@ -84,25 +83,42 @@ type TokenAuthenticator struct {
 }
 
 // Authenticate implements Authenticator.
+// A nil Tokens understands no token (ErrNoCredentials), leaving bearer tokens to the
+// authenticators after it.
 func (t TokenAuthenticator) Authenticate(ctx context.Context) (*Caller, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	vals := md.Get("authorization")
-	if len(vals) == 0 {
-		return nil, ErrNoCredentials
+	if t.Tokens == nil {
+		return nil, fmt.Errorf("token: %w: no tokens file", ErrNoCredentials)
 	}
-	if len(vals) > 1 {
-		return nil, errors.New("token: several authorization headers")
+	token, err := bearerToken(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("token: %w", err)
 	}
-	scheme, token, ok := strings.Cut(vals[0], " ")
-	if !ok || !strings.EqualFold(scheme, "bearer") || strings.TrimSpace(token) == "" {
-		return nil, errors.New("token: authorization is not \"Bearer <token>\"")
-	}
-	e, ok := t.Tokens.Lookup(strings.TrimSpace(token))
+	e, ok := t.Tokens.Lookup(token)
 	if !ok {
 		return nil, errors.New("token: unknown token")
 	}
 	id := spiffe.Identity{TrustDomain: t.TrustDomain, Namespace: e.Namespace, ServiceAccount: e.ServiceAccount}
 	return &Caller{Identity: id, Node: e.Node, Method: "token"}, nil
+}
+
+// bearerToken returns the token of the request's one "authorization: Bearer <token>"
+// metadata value (the header Istio's CA clients send). The error wraps ErrNoCredentials
+// when there is no authorization metadata.
+func bearerToken(ctx context.Context) (string, error) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	vals := md.Get("authorization")
+	if len(vals) == 0 {
+		return "", ErrNoCredentials
+	}
+	if len(vals) > 1 {
+		return "", errors.New("several authorization headers")
+	}
+	scheme, token, ok := strings.Cut(vals[0], " ")
+	token = strings.TrimSpace(token)
+	if !ok || !strings.EqualFold(scheme, "bearer") || token == "" {
+		return "", errors.New("authorization is not \"Bearer <token>\"")
+	}
+	return token, nil
 }
 
 // authenticate returns the first caller any authenticator accepts; otherwise an error

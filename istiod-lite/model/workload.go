@@ -2,6 +2,7 @@ package model
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/ambitmesh/ambit/istiod-lite/policy"
 	"github.com/ambitmesh/ambit/pkg/kubefile"
@@ -208,8 +209,11 @@ func (b *builder) workloadServices(pod *corev1.Pod) map[string]*workloadapi.Port
 }
 
 // resolveTargetPort gives the pod port a service port forwards to: the numeric target
-// port (the service port when unset), or the pod container port with the target's name.
-// An unresolvable name reports false: that port is not served by this pod.
+// port (the service port when unset), or the TCP port with the target's name among the
+// pod's containers, then its native sidecars (init containers with restartPolicy
+// Always), as Istio's ambient index does. A port with no protocol counts as TCP, the API
+// server's default. An unresolvable name reports false: that port is not served by this
+// pod.
 func resolveTargetPort(p corev1.ServicePort, pod *corev1.Pod) (uint32, bool) {
 	tp := p.TargetPort
 	if tp.StrVal == "" {
@@ -218,9 +222,16 @@ func resolveTargetPort(p corev1.ServicePort, pod *corev1.Pod) (uint32, bool) {
 		}
 		return uint32(p.Port), p.Port > 0 && p.Port <= 65535
 	}
-	for _, c := range pod.Spec.Containers {
+	containers := slices.Clone(pod.Spec.Containers)
+	for _, c := range pod.Spec.InitContainers {
+		if c.RestartPolicy != nil && *c.RestartPolicy == corev1.ContainerRestartPolicyAlways {
+			containers = append(containers, c)
+		}
+	}
+	for _, c := range containers {
 		for _, cp := range c.Ports {
-			if cp.Name == tp.StrVal && cp.ContainerPort > 0 && cp.ContainerPort <= 65535 {
+			tcp := cp.Protocol == "" || cp.Protocol == corev1.ProtocolTCP
+			if cp.Name == tp.StrVal && tcp && cp.ContainerPort > 0 && cp.ContainerPort <= 65535 {
 				return uint32(cp.ContainerPort), true
 			}
 		}

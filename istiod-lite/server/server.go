@@ -1,6 +1,9 @@
-// Package server composes istiod-lite: the file config source, the workload model, the
-// delta xDS (WDS) server and the CA, served on gRPC (TLS on 15012, optionally plaintext
-// on 15010) plus a monitoring endpoint on 15014.
+// Package server composes istiod-lite: a config source (a directory of YAML, or the
+// Kubernetes API through informers), the workload model, the delta xDS (WDS) server and
+// the CA, served on gRPC (TLS on 15012, optionally plaintext on 15010) plus a
+// monitoring endpoint on 15014. In Kubernetes mode it also keeps the CA root in a
+// Secret, authenticates CA callers with TokenReview, publishes the root ConfigMap in
+// every namespace and reports invalid objects as Events.
 package server
 
 import (
@@ -11,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -18,6 +22,7 @@ import (
 	"golang.org/x/sync/errgroup"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
+	"k8s.io/client-go/rest"
 
 	"github.com/ambitmesh/ambit/istiod-lite/caserver"
 	"github.com/ambitmesh/ambit/istiod-lite/model"
@@ -27,19 +32,44 @@ import (
 	"github.com/ambitmesh/ambit/pkg/spiffe"
 )
 
-// Config is istiod-lite's configuration; flags map onto it one to one.
+// Config is istiod-lite's configuration; flags map onto it one to one. Exactly one
+// config source is set: ConfigDir (file mode) or Kubeconfig/RESTConfig (Kubernetes
+// mode).
 type Config struct {
-	ConfigDir         string
-	CADir             string
-	TrustDomain       string
-	ClusterID         string
-	GRPCAddr          string   // TLS: xDS + CA
-	GRPCPlaintextAddr string   // optional plaintext xDS + CA
-	TLSDNSNames       []string // serving certificate names
-	TokensFile        string
-	MonitoringAddr    string
-	Logger            *slog.Logger
+	// ConfigDir is the file config source's directory of Kubernetes YAML.
+	ConfigDir string
+	// Kubeconfig is the path of a kubeconfig file selecting Kubernetes mode.
+	Kubeconfig string
+	// RESTConfig selects Kubernetes mode with a ready client config (in-cluster
+	// config, tests); it wins over Kubeconfig.
+	RESTConfig *rest.Config
+	// SystemNamespace holds the CA Secrets (Kubernetes mode); "" means istio-system.
+	SystemNamespace string
+	// CASecret names the Secret of the generated root (Kubernetes mode); "" means
+	// istio-ca-secret. The plug-in Secret "cacerts" is always looked at first.
+	CASecret string
+	// CADir holds the CA files in file mode (Istio plug-in layout; generated when
+	// absent). Unused in Kubernetes mode, where the CA lives in Secrets.
+	CADir       string
+	TrustDomain string
+	ClusterID   string
+	// TrustedNodeAccounts may ask for certificates of pods on their node; nil means
+	// istio-system/ztunnel. Trust domains may be empty (the CA's is used).
+	TrustedNodeAccounts []spiffe.Identity
+	GRPCAddr            string   // TLS: xDS + CA
+	GRPCPlaintextAddr   string   // optional plaintext xDS + CA
+	TLSDNSNames         []string // serving certificate names
+	// TokensFile authenticates CA bearer tokens from a file (file mode; in Kubernetes
+	// mode it is consulted before TokenReview).
+	TokensFile     string
+	MonitoringAddr string
+	Logger         *slog.Logger
 }
+
+// ErrConfigSource is returned by Run when not exactly one config source is set.
+var ErrConfigSource = errors.New("set exactly one config source: a config dir or a kubeconfig")
+
+func (c Config) kubeMode() bool { return c.RESTConfig != nil || c.Kubeconfig != "" }
 
 // servingCertTTL is the lifetime of istiod-lite's own TLS certificate; it is reissued
 // at half life.
@@ -47,77 +77,150 @@ const servingCertTTL = 24 * time.Hour
 
 // Run serves until ctx ends or a part fails.
 func Run(ctx context.Context, cfg Config) error {
-	log := cfg.Logger
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	switch {
+	case cfg.kubeMode() == (cfg.ConfigDir != ""):
+		return ErrConfigSource
+	case cfg.kubeMode():
+		return runKube(ctx, cfg)
+	}
+	return runFiles(ctx, cfg)
+}
+
+// runFiles is file mode: CA from CADir, config from ConfigDir.
+func runFiles(ctx context.Context, cfg Config) error {
 	authority, err := ca.LoadOrCreate(cfg.CADir, cfg.TrustDomain)
 	if err != nil {
 		return fmt.Errorf("load ca: %w", err)
 	}
+	p, err := newPlane(cfg, authority, nil)
+	if err != nil {
+		return err
+	}
+	watcher := &kubefile.Watcher{Dir: cfg.ConfigDir, Logger: cfg.Logger, OnChange: func(s *kubefile.Snapshot) { p.apply(s) }}
+	return p.run(ctx, watcher.Run)
+}
+
+// plane is the part common to both modes: the model, the xDS and CA services and their
+// listeners.
+type plane struct {
+	cfg       Config
+	log       *slog.Logger
+	authority *ca.Authority
+	opts      model.Options
+	current   atomic.Pointer[model.Model]
+	synced    atomic.Bool
+	ready     chan struct{} // closed by the first apply
+	readyOnce sync.Once
+	xds       *xds.Server
+	ca        *caserver.Server
+}
+
+// newPlane builds the services; authns are tried after the client-certificate and
+// tokens-file authenticators.
+func newPlane(cfg Config, authority *ca.Authority, authns []caserver.Authenticator) (*plane, error) {
 	var tokens *caserver.Tokens
 	if cfg.TokensFile != "" {
+		var err error
 		if tokens, err = caserver.LoadTokens(cfg.TokensFile); err != nil {
-			return fmt.Errorf("load tokens: %w", err)
+			return nil, fmt.Errorf("load tokens: %w", err)
 		}
 	}
-	var current atomic.Pointer[model.Model]
-	opts := model.Options{ClusterID: cfg.ClusterID, TrustDomain: cfg.TrustDomain}
-	current.Store(model.Build(&kubefile.Snapshot{}, opts))
-	caSrv := caserver.New(caserver.Config{
-		Authority: authority, Tokens: tokens, ClusterID: cfg.ClusterID, Logger: log,
-		IdentitiesOnNode: func(node string) []spiffe.Identity { return current.Load().IdentitiesOnNode(node) },
+	p := &plane{
+		cfg: cfg, log: cfg.Logger, authority: authority,
+		opts: model.Options{ClusterID: cfg.ClusterID, TrustDomain: cfg.TrustDomain, RootNamespace: cfg.SystemNamespace},
+		xds:  xds.New(cfg.Logger), ready: make(chan struct{}),
+	}
+	p.current.Store(model.Build(&kubefile.Snapshot{}, p.opts))
+	p.ca = caserver.New(caserver.Config{
+		Authority: authority, Tokens: tokens, Authenticators: authns,
+		ClusterID: cfg.ClusterID, TrustedNodeAccounts: cfg.TrustedNodeAccounts, Logger: cfg.Logger,
+		IdentitiesOnNode: func(node string) []spiffe.Identity { return p.current.Load().IdentitiesOnNode(node) },
 	})
-	xdsSrv := xds.New(log)
-	var synced atomic.Bool
-	watcher := &kubefile.Watcher{Dir: cfg.ConfigDir, Logger: log, OnChange: func(s *kubefile.Snapshot) {
-		m := model.Build(s, opts)
-		current.Store(m)
-		xdsSrv.Update(m)
-		synced.Store(true)
-		log.Info("config applied", "pods", len(s.Pods), "services", len(s.Services), "namespaces", len(s.Namespaces))
-	}}
+	return p, nil
+}
 
-	serving := &servingCert{authority: authority, names: cfg.TLSDNSNames}
+// apply builds the model of a snapshot and serves it; the first call makes istiod-lite
+// ready.
+func (p *plane) apply(s *kubefile.Snapshot) *model.Model {
+	m := model.Build(s, p.opts)
+	p.current.Store(m)
+	p.xds.Update(m)
+	p.synced.Store(true)
+	p.readyOnce.Do(func() { close(p.ready) })
+	p.log.Info("config applied", "pods", len(s.Pods), "services", len(s.Services), "namespaces", len(s.Namespaces),
+		"authorizationpolicies", len(s.AuthorizationPolicies), "peerauthentications", len(s.PeerAuthentications))
+	return m
+}
+
+// run runs the config sources and the monitoring endpoint, and opens the gRPC
+// listeners once the first snapshot has been applied: a ztunnel (re)connecting earlier
+// would be served an empty model and drop the workloads it knows.
+func (p *plane) run(ctx context.Context, parts ...func(context.Context) error) error {
+	g, gctx := errgroup.WithContext(ctx)
+	for _, run := range parts {
+		g.Go(func() error { return run(gctx) })
+	}
+	if p.cfg.MonitoringAddr != "" {
+		g.Go(func() error { return serveMonitoring(gctx, p.cfg.MonitoringAddr, &p.synced) })
+	}
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+			return nil
+		case <-p.ready:
+		}
+		return p.serveGRPC(gctx, g)
+	})
+	return g.Wait()
+}
+
+// serveGRPC listens on the gRPC addresses and adds their servers to g.
+func (p *plane) serveGRPC(ctx context.Context, g *errgroup.Group) error {
+	serving := &servingCert{authority: p.authority, names: p.cfg.TLSDNSNames}
 	tlsCfg := &tls.Config{
 		MinVersion:     tls.VersionTLS12,
 		GetCertificate: serving.get,
 		ClientAuth:     tls.VerifyClientCertIfGiven,
-		ClientCAs:      authority.Roots(),
+		ClientCAs:      p.authority.Roots(),
 	}
 	newGRPC := func(opt ...grpc.ServerOption) *grpc.Server {
-		g := grpc.NewServer(opt...)
-		caSrv.Register(g)
-		xdsSrv.Register(g)
-		return g
+		s := grpc.NewServer(opt...)
+		p.ca.Register(s)
+		p.xds.Register(s)
+		return s
 	}
-	servers := []struct {
+	type listener struct {
 		addr string
 		srv  *grpc.Server
-	}{{cfg.GRPCAddr, newGRPC(grpc.Creds(credentials.NewTLS(tlsCfg)))}}
-	if cfg.GRPCPlaintextAddr != "" {
-		servers = append(servers, struct {
-			addr string
-			srv  *grpc.Server
-		}{cfg.GRPCPlaintextAddr, newGRPC()})
+		ln   net.Listener
 	}
-
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return watcher.Run(gctx) })
-	for _, s := range servers {
+	servers := []*listener{{addr: p.cfg.GRPCAddr, srv: newGRPC(grpc.Creds(credentials.NewTLS(tlsCfg)))}}
+	if p.cfg.GRPCPlaintextAddr != "" {
+		servers = append(servers, &listener{addr: p.cfg.GRPCPlaintextAddr, srv: newGRPC()})
+	}
+	for i, s := range servers {
 		ln, err := net.Listen("tcp", s.addr)
 		if err != nil {
+			for _, prev := range servers[:i] {
+				prev.ln.Close()
+			}
 			return fmt.Errorf("listen %s: %w", s.addr, err)
 		}
-		g.Go(func() error { return s.srv.Serve(ln) })
+		s.ln = ln
+	}
+	for _, s := range servers {
+		g.Go(func() error { return s.srv.Serve(s.ln) })
 		g.Go(func() error {
-			<-gctx.Done()
+			<-ctx.Done()
 			s.srv.GracefulStop()
 			return nil
 		})
-		log.Info("serving xds and ca", "addr", ln.Addr().String())
+		p.log.Info("serving xds and ca", "addr", s.ln.Addr().String())
 	}
-	if cfg.MonitoringAddr != "" {
-		g.Go(func() error { return serveMonitoring(gctx, cfg.MonitoringAddr, &synced) })
-	}
-	return g.Wait()
+	return nil
 }
 
 func serveMonitoring(ctx context.Context, addr string, synced *atomic.Bool) error {

@@ -12,6 +12,11 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/ambitmesh/ambit/pkg/kubeclient"
+	"k8s.io/klog/v2"
+
+	"github.com/ambitmesh/ambit/istiod-lite/caserver"
+	"github.com/ambitmesh/ambit/istiod-lite/kube"
 	"github.com/ambitmesh/ambit/istiod-lite/server"
 	"github.com/ambitmesh/ambit/pkg/spiffe"
 	"github.com/ambitmesh/ambit/pkg/wire"
@@ -20,9 +25,13 @@ import (
 func main() {
 	var cfg server.Config
 	var level slog.Level
-	var dnsNames string
+	var dnsNames, trustedAccounts string
 	flag.StringVar(&cfg.ConfigDir, "config-dir", "", "directory of Kubernetes YAML (file config source)")
-	flag.StringVar(&cfg.CADir, "ca-dir", "./ca", "CA files (Istio plug-in layout: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem); generated when absent")
+	flag.StringVar(&cfg.Kubeconfig, "kubeconfig", "", "kubeconfig file (Kubernetes config source); with neither this nor --config-dir, KUBECONFIG or else the in-cluster config")
+	flag.StringVar(&cfg.SystemNamespace, "system-namespace", wire.RootNamespace, "namespace of the CA secrets (Kubernetes mode)")
+	flag.StringVar(&cfg.CASecret, "ca-secret", kube.DefaultCASecret, `secret of the generated CA root (Kubernetes mode; the plug-in secret "cacerts" is used first when present)`)
+	flag.StringVar(&trustedAccounts, "trusted-node-accounts", wire.DefaultZtunnelNamespace+"/"+wire.DefaultZtunnelAccount, "comma-separated <ns>/<sa> allowed to request certificates for pods on their node")
+	flag.StringVar(&cfg.CADir, "ca-dir", "./ca", "CA files in file mode (Istio plug-in layout: ca-cert.pem, ca-key.pem, root-cert.pem, cert-chain.pem); generated when absent")
 	flag.StringVar(&cfg.TrustDomain, "trust-domain", spiffe.DefaultTrustDomain, "SPIFFE trust domain")
 	flag.StringVar(&cfg.ClusterID, "cluster-id", wire.DefaultClusterID, "cluster id")
 	flag.StringVar(&cfg.GRPCAddr, "grpc-addr", fmt.Sprintf(":%d", wire.PortXDSTLS), "xDS + CA over TLS")
@@ -33,10 +42,21 @@ func main() {
 	flag.TextVar(&level, "log-level", slog.LevelInfo, "log level (debug, info, warn, error)")
 	flag.Parse()
 	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
+	klog.SetSlogLogger(cfg.Logger) // client-go's logs in the same JSON stream
 	cfg.TLSDNSNames = strings.Split(dnsNames, ",")
-	if cfg.ConfigDir == "" {
-		fmt.Fprintln(os.Stderr, "istiod-lite: --config-dir is required (Kubernetes mode comes in a later release)")
-		os.Exit(2)
+	var err error
+	if cfg.TrustedNodeAccounts, err = caserver.ParseAccounts(trustedAccounts); err != nil {
+		usage(fmt.Sprintf("--trusted-node-accounts: %v", err))
+	}
+	switch {
+	case cfg.ConfigDir != "" && cfg.Kubeconfig != "":
+		usage("--config-dir and --kubeconfig are exclusive")
+	case cfg.ConfigDir == "" && kubeclient.Available(cfg.Kubeconfig):
+		if cfg.RESTConfig, err = kubeclient.RESTConfig(cfg.Kubeconfig, "istiod-lite"); err != nil {
+			usage(err.Error())
+		}
+	case cfg.ConfigDir == "":
+		usage("set --config-dir or --kubeconfig (or KUBECONFIG, or run in a cluster)")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -44,4 +64,9 @@ func main() {
 		cfg.Logger.Error("istiod-lite failed", "err", err)
 		os.Exit(1)
 	}
+}
+
+func usage(msg string) {
+	fmt.Fprintln(os.Stderr, "istiod-lite:", msg)
+	os.Exit(2)
 }

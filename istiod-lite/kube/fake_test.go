@@ -1,0 +1,149 @@
+package kube
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	istiofake "istio.io/client-go/pkg/clientset/versioned/fake"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/discovery"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/ambitmesh/ambit/pkg/kubefile"
+)
+
+// fakeCluster is a fake clientset whose API discovery answers for security.istio.io/v1
+// from a mutex-guarded switch, so tests can "install" the Istio CRDs while a Source runs.
+type fakeCluster struct {
+	*fake.Clientset
+	disc *switchDiscovery
+}
+
+func (f *fakeCluster) Discovery() discovery.DiscoveryInterfaces { return f.disc }
+
+type switchDiscovery struct {
+	discovery.DiscoveryInterfaces
+	mu        sync.Mutex
+	resources []string // plural names served under security.istio.io/v1
+}
+
+func (d *switchDiscovery) ServerResourcesForGroupVersion(gv string) (*metav1.APIResourceList, error) {
+	return d.ServerResourcesForGroupVersionWithContext(context.Background(), gv)
+}
+
+func (d *switchDiscovery) ServerResourcesForGroupVersionWithContext(ctx context.Context, gv string) (*metav1.APIResourceList, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	list := &metav1.APIResourceList{GroupVersion: gv}
+	for _, r := range d.resources {
+		list.APIResources = append(list.APIResources, metav1.APIResource{Name: r, Namespaced: true})
+	}
+	if gv != "security.istio.io/v1" || len(list.APIResources) == 0 {
+		// The fake's own answer for a group it does not know: 404 NotFound.
+		return d.DiscoveryInterfaces.ServerResourcesForGroupVersionWithContext(ctx, gv)
+	}
+	return list, nil
+}
+
+func (d *switchDiscovery) install(resources ...string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.resources = resources
+}
+
+var _ kubernetes.Interface = (*fakeCluster)(nil)
+
+// newFakes returns fake clientsets holding the snapshot's objects; withCRDs decides
+// whether discovery reports the Istio security CRDs.
+func newFakes(snap *kubefile.Snapshot, withCRDs bool) (*fakeCluster, *istioFake) {
+	var core, istio []runtime.Object
+	for _, o := range snap.Namespaces {
+		core = append(core, o.DeepCopy())
+	}
+	for _, o := range snap.Nodes {
+		core = append(core, o.DeepCopy())
+	}
+	for _, o := range snap.ServiceAccounts {
+		core = append(core, o.DeepCopy())
+	}
+	for _, o := range snap.Services {
+		core = append(core, o.DeepCopy())
+	}
+	for _, o := range snap.Pods {
+		core = append(core, o.DeepCopy())
+	}
+	for _, o := range snap.EndpointSlices {
+		core = append(core, o.DeepCopy())
+	}
+	for _, o := range snap.AuthorizationPolicies {
+		istio = append(istio, o.DeepCopy())
+	}
+	for _, o := range snap.PeerAuthentications {
+		istio = append(istio, o.DeepCopy())
+	}
+	kc := fake.NewClientset(core...)
+	fc := &fakeCluster{Clientset: kc, disc: &switchDiscovery{DiscoveryInterfaces: kc.Discovery()}}
+	if withCRDs {
+		fc.disc.install(resourceAuthorizationPolicies, resourcePeerAuthentications)
+	}
+	return fc, &istioFake{istiofake.NewSimpleClientset(istio...)}
+}
+
+// istioFake is istio.io/client-go's fake clientset, which (unlike client-go's own)
+// does not say that it cannot serve streaming lists.
+type istioFake struct{ *istiofake.Clientset }
+
+func (*istioFake) IsWatchListSemanticsUnSupported() bool { return true }
+
+// snapshots runs src in the background until the test ends and returns a function
+// that waits for the latest delivered snapshot to satisfy cond.
+func runSource(t *testing.T, src *Source) func(what string, cond func(*kubefile.Snapshot) bool) *kubefile.Snapshot {
+	t.Helper()
+	var (
+		mu     sync.Mutex
+		latest *kubefile.Snapshot
+		count  int
+	)
+	src.OnChange = func(s *kubefile.Snapshot) {
+		mu.Lock()
+		defer mu.Unlock()
+		latest, count = s, count+1
+	}
+	src.Logger = testLogger(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- src.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return func(what string, cond func(*kubefile.Snapshot) bool) *kubefile.Snapshot {
+		t.Helper()
+		var snap *kubefile.Snapshot
+		eventually(t, what, func() bool {
+			mu.Lock()
+			defer mu.Unlock()
+			snap = latest
+			return snap != nil && cond(snap)
+		})
+		return snap
+	}
+}
+
+// eventually polls cond every 10ms for up to 30s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
