@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"flag"
+	"github.com/ambitmesh/ambit/pkg/kubeclient"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -25,7 +26,7 @@ type kubeFlags struct {
 
 func addKubeFlags(fs *flag.FlagSet) *kubeFlags {
 	k := &kubeFlags{}
-	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file: Kubernetes mode (instead of --config-dir); with neither and KUBERNETES_SERVICE_HOST set, the in-cluster config")
+	fs.StringVar(&k.kubeconfig, "kubeconfig", "", "kubeconfig file: Kubernetes mode (instead of --config-dir); with neither, KUBECONFIG or else the in-cluster config")
 	fs.StringVar(&k.confDir, "cni-conf-dir", "/etc/cni/net.d", "CNI network config directory the plugin is chained into")
 	fs.StringVar(&k.binDir, "cni-bin-dir", "/opt/cni/bin", "CNI plugin directory the ambit-cni binary is copied into")
 	fs.StringVar(&k.pluginPath, "cni-plugin-path", "", "ambit-cni binary to install (default: ambit-cni next to this executable, when present)")
@@ -44,10 +45,10 @@ func (k *kubeFlags) mode(configDir string) (bool, error) {
 		return true, nil
 	case configDir != "":
 		return false, nil
-	case os.Getenv("KUBERNETES_SERVICE_HOST") != "":
+	case kubeclient.Available(""):
 		return true, nil
 	}
-	return false, errors.New("--config-dir or --kubeconfig is required (or run in a cluster)")
+	return false, errors.New("--config-dir or --kubeconfig is required (or KUBECONFIG, or run in a cluster)")
 }
 
 // kubeConfig switches cfg to the Kubernetes source and annotator.

@@ -32,6 +32,7 @@ func TestKubeFlags(t *testing.T) {
 				host = "10.96.0.1"
 			}
 			t.Setenv("KUBERNETES_SERVICE_HOST", host)
+			t.Setenv("KUBECONFIG", "")
 			fs := flag.NewFlagSet("t", flag.ContinueOnError)
 			fs.SetOutput(io.Discard)
 			kf := addKubeFlags(fs)
