@@ -113,7 +113,7 @@ func (rt *podRuntime) status() corev1.PodStatus {
 	st := corev1.PodStatus{
 		Phase: corev1.PodRunning, PodIP: rt.ip.String(), PodIPs: []corev1.PodIP{{IP: rt.ip.String()}},
 		HostIP: rt.k.cfg.Node.IP.String(), HostIPs: []corev1.HostIP{{IP: rt.k.cfg.Node.IP.String()}},
-		StartTime: &rt.pod.CreationTimestamp, QOSClass: corev1.PodQOSBestEffort,
+		StartTime: &rt.pod.CreationTimestamp,
 	}
 	allReady := true
 	for i, c := range rt.containers {
@@ -166,6 +166,7 @@ func (rt *podRuntime) writeStatus(ctx context.Context, st corev1.PodStatus) erro
 		if cur.UID != rt.pod.UID {
 			return fmt.Errorf("pod was replaced")
 		}
+		st.QOSClass = cur.Status.QOSClass // set by the API server at creation, immutable
 		cur.Status = st
 		if _, err = pods.UpdateStatus(ctx, cur, metav1.UpdateOptions{}); err == nil || attempt == 3 {
 			return err

@@ -47,11 +47,11 @@ var policyTable = []policyCase{
 	{"no policy allows all, plaintext permitted", ``, []probe{{"client", 9000, true}, {"other", 9000, true}, {"plain", 9000, true}}},
 	{"namespace DENY all", ap("deny-all", polNS, "DENY", "", `[{}]`), []probe{{"client", 9000, false}, {"other", 8080, false}}},
 	{"ALLOW with no rules allows nothing", ap("allow-nothing", polNS, "ALLOW", "app: server", ``), []probe{{"client", 9000, false}}},
-	{"ALLOW principal", ap("p", polNS, "ALLOW", "app: server", `[{from: [{source: {principals: ["cluster.local/ns/e2e-pol/sa/client"]}}]}]`),
+	{"ALLOW principal", ap("principal", polNS, "ALLOW", "app: server", `[{from: [{source: {principals: ["cluster.local/ns/e2e-pol/sa/client"]}}]}]`),
 		[]probe{{"client", 9000, true}, {"other", 9000, false}, {"plain", 9000, false}}},
-	{"ALLOW principal prefix", ap("p", polNS, "ALLOW", "", `[{from: [{source: {principals: ["cluster.local/ns/e2e-pol-other/*"]}}]}]`),
+	{"ALLOW principal prefix", ap("principal", polNS, "ALLOW", "", `[{from: [{source: {principals: ["cluster.local/ns/e2e-pol-other/*"]}}]}]`),
 		[]probe{{"other", 9000, true}, {"client", 9000, false}}},
-	{"ALLOW namespace", ap("n", polNS, "ALLOW", "", `[{from: [{source: {namespaces: ["e2e-pol-other"]}}]}]`),
+	{"ALLOW namespace", ap("ns-allow", polNS, "ALLOW", "", `[{from: [{source: {namespaces: ["e2e-pol-other"]}}]}]`),
 		[]probe{{"other", 9000, true}, {"client", 9000, false}}},
 	{"ALLOW serviceAccounts", ap("sa", polNS, "ALLOW", "", `[{from: [{source: {serviceAccounts: ["client"]}}]}]`),
 		[]probe{{"client", 9000, true}, {"other", 9000, false}}},
@@ -69,15 +69,15 @@ var policyTable = []policyCase{
 		[]probe{{"client", 9000, true}, {"other", 9000, false}}},
 	{"DENY notIpBlocks", ap("nip", polNS, "DENY", "", `[{from: [{source: {notIpBlocks: ["{{client}}/32"]}}]}]`),
 		[]probe{{"client", 9000, true}, {"other", 9000, false}}},
-	{"ALLOW when source.namespace", ap("w", polNS, "ALLOW", "", `[{when: [{key: source.namespace, values: ["e2e-pol"]}]}]`),
+	{"ALLOW when source.namespace", ap("when", polNS, "ALLOW", "", `[{when: [{key: source.namespace, values: ["e2e-pol"]}]}]`),
 		[]probe{{"client", 9000, true}, {"other", 9000, false}}},
-	{"ALLOW when source.principal", ap("w", polNS, "ALLOW", "", `[{when: [{key: source.principal, values: ["cluster.local/ns/e2e-pol-other/sa/other"]}]}]`),
+	{"ALLOW when source.principal", ap("when", polNS, "ALLOW", "", `[{when: [{key: source.principal, values: ["cluster.local/ns/e2e-pol-other/sa/other"]}]}]`),
 		[]probe{{"other", 9000, true}, {"client", 9000, false}}},
-	{"ALLOW when source.ip notValues", ap("w", polNS, "ALLOW", "", `[{when: [{key: source.ip, notValues: ["{{client}}"]}]}]`),
+	{"ALLOW when source.ip notValues", ap("when", polNS, "ALLOW", "", `[{when: [{key: source.ip, notValues: ["{{client}}"]}]}]`),
 		[]probe{{"client", 9000, false}, {"other", 9000, true}}},
-	{"DENY when destination.port", ap("w", polNS, "DENY", "", `[{when: [{key: destination.port, values: ["9000"]}]}]`),
+	{"DENY when destination.port", ap("when", polNS, "DENY", "", `[{when: [{key: destination.port, values: ["9000"]}]}]`),
 		[]probe{{"client", 9000, false}, {"client", 8080, true}}},
-	{"ALLOW when destination.ip", ap("w", polNS, "ALLOW", "", `[{when: [{key: destination.ip, values: ["{{server}}"]}]}]`),
+	{"ALLOW when destination.ip", ap("when", polNS, "ALLOW", "", `[{when: [{key: destination.ip, values: ["{{server}}"]}]}]`),
 		[]probe{{"client", 9000, true}, {"other", 8080, true}}},
 	{"root namespace DENY applies mesh-wide", ap("root-deny", "istio-system", "DENY", "", `[{from: [{source: {namespaces: ["e2e-pol-other"]}}]}]`),
 		[]probe{{"other", 9000, false}, {"client", 9000, true}}},
@@ -87,8 +87,8 @@ var policyTable = []policyCase{
 		[]probe{{"client", 8080, false}}},
 	{"DENY rule with an HTTP field denies the L4 part", ap("l7", polNS, "DENY", "", `[{from: [{source: {principals: ["cluster.local/ns/e2e-pol-other/sa/other"]}}], to: [{operation: {paths: ["/admin"]}}]}]`),
 		[]probe{{"other", 8080, false}, {"client", 8080, true}}},
-	{"DENY wins over ALLOW", ap("a", polNS, "ALLOW", "", `[{from: [{source: {namespaces: ["e2e-pol"]}}]}]`) + "---\n" +
-		ap("d", polNS, "DENY", "", `[{from: [{source: {principals: ["cluster.local/ns/e2e-pol/sa/client"]}}]}]`),
+	{"DENY wins over ALLOW", ap("allow-ns", polNS, "ALLOW", "", `[{from: [{source: {namespaces: ["e2e-pol"]}}]}]`) + "---\n" +
+		ap("deny-client", polNS, "DENY", "", `[{from: [{source: {principals: ["cluster.local/ns/e2e-pol/sa/client"]}}]}]`),
 		[]probe{{"client", 9000, false}}},
 	{"namespace STRICT refuses plaintext", pa("strict", polNS, "", "STRICT", ""),
 		[]probe{{"plain", 9000, false}, {"client", 9000, true}}},
@@ -96,13 +96,14 @@ var policyTable = []policyCase{
 		[]probe{{"plain", 9000, false}, {"other", 9000, true}}},
 	{"namespace PERMISSIVE overrides mesh STRICT", pa("default", "istio-system", "", "STRICT", "") + "---\n" + pa("permissive", polNS, "", "PERMISSIVE", ""),
 		[]probe{{"plain", 9000, true}}},
-	{"workload STRICT with a port-level PERMISSIVE", pa("w", polNS, "app: server", "STRICT", "9000: {mode: PERMISSIVE}"),
+	{"workload STRICT with a port-level PERMISSIVE", pa("workload", polNS, "app: server", "STRICT", "9000: {mode: PERMISSIVE}"),
 		[]probe{{"plain", 9000, true}, {"plain", 8080, false}, {"client", 8080, true}}},
 }
 
-// ap renders an AuthorizationPolicy; rules "" means no rules field.
+// ap renders an AuthorizationPolicy; rules "" means no rules field. Names are quoted
+// (YAML would read a bare "n" as a boolean).
 func ap(name, ns, action, selector, rules string) string {
-	s := fmt.Sprintf("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: %s, namespace: %s}\nspec:\n  action: %s\n", name, ns, action)
+	s := fmt.Sprintf("apiVersion: security.istio.io/v1\nkind: AuthorizationPolicy\nmetadata: {name: %q, namespace: %s}\nspec:\n  action: %s\n", name, ns, action)
 	if selector != "" {
 		s += "  selector: {matchLabels: {" + selector + "}}\n"
 	}
@@ -114,7 +115,7 @@ func ap(name, ns, action, selector, rules string) string {
 
 // pa renders a PeerAuthentication.
 func pa(name, ns, selector, mode, ports string) string {
-	s := fmt.Sprintf("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: %s, namespace: %s}\nspec:\n  mtls: {mode: %s}\n", name, ns, mode)
+	s := fmt.Sprintf("apiVersion: security.istio.io/v1\nkind: PeerAuthentication\nmetadata: {name: %q, namespace: %s}\nspec:\n  mtls: {mode: %s}\n", name, ns, mode)
 	if selector != "" {
 		s += "  selector: {matchLabels: {" + selector + "}}\n"
 	}
@@ -217,6 +218,7 @@ func policyNames(doc string) []string {
 			}
 			if m, ok := strings.CutPrefix(line, "metadata: {name: "); ok {
 				name, ns, _ = strings.Cut(strings.TrimSuffix(m, "}"), ", namespace: ")
+				name = strings.Trim(name, `"`)
 			}
 		}
 		switch {

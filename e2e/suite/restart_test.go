@@ -125,6 +125,21 @@ func TestE2EIstiodRestartNoFullResend(t *testing.T) {
 	if err := served(ctx, "node-a", ns, 1); err != nil {
 		t.Fatal(err)
 	}
+	// Earlier tests' namespaces still being deleted would change WDS during the restart.
+	if err := testbed.Poll(ctx, "no terminating namespaces", func(ctx context.Context) (bool, error) {
+		l, err := env.Client.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, err
+		}
+		for _, n := range l.Items {
+			if n.DeletionTimestamp != nil {
+				return false, fmt.Errorf("%s terminating", n.Name)
+			}
+		}
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
 	nodes := []string{"node-a", "node-b"}
 	before := map[string]xdsCounters{}
 	held := map[string]int{}
