@@ -22,7 +22,7 @@ func ExpandArgs(c *corev1.Container, env map[string]string) []string {
 		if v, ok := env[e.Name]; ok {
 			vars[e.Name] = v
 		} else if e.ValueFrom == nil {
-			vars[e.Name] = expand(e.Value, lookup)
+			vars[e.Name] = Expand(e.Value, lookup)
 		}
 	}
 	for k, v := range env {
@@ -30,14 +30,14 @@ func ExpandArgs(c *corev1.Container, env map[string]string) []string {
 	}
 	out := make([]string, len(c.Args))
 	for i, a := range c.Args {
-		out[i] = expand(a, lookup)
+		out[i] = Expand(a, lookup)
 	}
 	return out
 }
 
-// expand replaces $(NAME) in s by lookup(NAME) when defined, "$$" by "$", and keeps
-// everything else as written (the kubelet's expansion rules).
-func expand(s string, lookup func(string) (string, bool)) string {
+// Expand replaces $(NAME) in s by lookup(NAME) when defined, "$$" by "$", and keeps
+// everything else as written (the kubelet's expansion rules for command, args and env).
+func Expand(s string, lookup func(string) (string, bool)) string {
 	if !strings.Contains(s, "$") {
 		return s
 	}

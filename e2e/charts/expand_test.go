@@ -56,15 +56,15 @@ func FuzzExpand(f *testing.F) {
 		undefined := func(string) (string, bool) { return "", false }
 		// With nothing defined and no "$$" escape, nothing changes.
 		if !strings.Contains(s, "$$") {
-			if got := expand(s, undefined); got != s {
-				t.Fatalf("expand(%q) with no variables = %q, want it unchanged", s, got)
+			if got := Expand(s, undefined); got != s {
+				t.Fatalf("Expand(%q) with no variables = %q, want it unchanged", s, got)
 			}
 		}
 		// Escaping every "$" turns any text into a literal, even with every name defined.
 		empty := func(string) (string, bool) { return "", true }
-		out := expand(strings.ReplaceAll(s, "$", "$$"), empty)
+		out := Expand(strings.ReplaceAll(s, "$", "$$"), empty)
 		if out != s {
-			t.Fatalf("expand(escaped %q) = %q, want the input back", s, out)
+			t.Fatalf("Expand(escaped %q) = %q, want the input back", s, out)
 		}
 	})
 }

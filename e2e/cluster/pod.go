@@ -38,11 +38,28 @@ type Pod struct {
 // via the node's gateway, and the cgroup <CgroupRoot>/kubepods/pod<uid>.
 // (namespace, name) must be unique in the cluster.
 func (n *Node) AddPod(namespace, name string) (*Pod, error) {
+	return n.addPod(namespace, name, newUUID(), func(p *Pod) error {
+		ip, err := podAddr(n.PodCIDR, n.nextPod)
+		if err != nil {
+			return err
+		}
+		p.IP, p.HostIfName = ip, fmt.Sprintf("veth%d", n.nextPod+2)
+		n.nextPod++
+		return wirePod(n, p)
+	})
+}
+
+// addPod validates the names, creates the pod's cgroup and namespace, runs wire (nil
+// for none) with the cluster locked, and records the pod.
+func (n *Node) addPod(namespace, name, uid string, wire func(*Pod) error) (*Pod, error) {
 	if err := validName("namespace", namespace); err != nil {
 		return nil, fmt.Errorf("add pod: %w", err)
 	}
 	if err := validName("pod", name); err != nil {
 		return nil, fmt.Errorf("add pod: %w", err)
+	}
+	if uid == "" || filepath.Base(uid) != uid {
+		return nil, fmt.Errorf("add pod %s/%s: bad uid %q", namespace, name, uid)
 	}
 	c := n.c
 	c.mu.Lock()
@@ -55,27 +72,22 @@ func (n *Node) AddPod(namespace, name string) (*Pod, error) {
 			return nil, fmt.Errorf("add pod %s/%s: already exists", namespace, name)
 		}
 	}
-	ip, err := podAddr(n.PodCIDR, n.nextPod)
-	if err != nil {
-		return nil, fmt.Errorf("add pod %s/%s: %w", namespace, name, err)
-	}
-	uid := newUUID()
 	p := &Pod{
-		Name: name, Namespace: namespace, UID: uid, ContainerID: randomHex(32), IP: ip,
-		NetnsPath:  filepath.Join(NetnsDir, c.RunID+"-pod-"+namespace+"-"+name),
-		CgroupDir:  filepath.Join(c.CgroupRoot, "kubepods", "pod"+uid),
-		HostIfName: fmt.Sprintf("veth%d", n.nextPod+2),
-		Node:       n,
+		Name: name, Namespace: namespace, UID: uid, ContainerID: randomHex(32),
+		NetnsPath: filepath.Join(NetnsDir, c.RunID+"-pod-"+namespace+"-"+name),
+		CgroupDir: filepath.Join(c.CgroupRoot, "kubepods", "pod"+uid),
+		Node:      n,
 	}
-	n.nextPod++
 	if err := os.Mkdir(p.CgroupDir, 0o755); err != nil {
 		return nil, fmt.Errorf("add pod %s/%s: create cgroup: %w", namespace, name, err)
 	}
 	if err := c.createNetnsLocked(p.NetnsPath); err != nil {
 		return nil, fmt.Errorf("add pod %s/%s: %w", namespace, name, err)
 	}
-	if err := wirePod(n, p); err != nil {
-		return nil, fmt.Errorf("add pod %s/%s: %w", namespace, name, err)
+	if wire != nil {
+		if err := wire(p); err != nil {
+			return nil, fmt.Errorf("add pod %s/%s: %w", namespace, name, err)
+		}
 	}
 	c.pods = append(c.pods, p)
 	return p, nil

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 )
 
@@ -15,40 +14,7 @@ import (
 // primary CNI plugin then creates eth0; record the address it assigned with SetIP. uid
 // is the Pod object's UID. (namespace, name) must be unique among live pods.
 func (n *Node) AddSandbox(namespace, name, uid string) (*Pod, error) {
-	if err := validName("namespace", namespace); err != nil {
-		return nil, fmt.Errorf("add sandbox: %w", err)
-	}
-	if err := validName("pod", name); err != nil {
-		return nil, fmt.Errorf("add sandbox: %w", err)
-	}
-	if uid == "" || filepath.Base(uid) != uid {
-		return nil, fmt.Errorf("add sandbox %s/%s: bad uid %q", namespace, name, uid)
-	}
-	c := n.c
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.closed {
-		return nil, ErrClosed
-	}
-	for _, p := range c.pods {
-		if p.Namespace == namespace && p.Name == name {
-			return nil, fmt.Errorf("add sandbox %s/%s: already exists", namespace, name)
-		}
-	}
-	p := &Pod{
-		Name: name, Namespace: namespace, UID: uid, ContainerID: randomHex(32),
-		NetnsPath: filepath.Join(NetnsDir, c.RunID+"-pod-"+namespace+"-"+name),
-		CgroupDir: filepath.Join(c.CgroupRoot, "kubepods", "pod"+uid),
-		Node:      n,
-	}
-	if err := os.Mkdir(p.CgroupDir, 0o755); err != nil {
-		return nil, fmt.Errorf("add sandbox %s/%s: create cgroup: %w", namespace, name, err)
-	}
-	if err := c.createNetnsLocked(p.NetnsPath); err != nil {
-		return nil, fmt.Errorf("add sandbox %s/%s: %w", namespace, name, err)
-	}
-	c.pods = append(c.pods, p)
-	return p, nil
+	return n.addPod(namespace, name, uid, nil)
 }
 
 // SetIP records the address the primary CNI plugin gave the pod's eth0.

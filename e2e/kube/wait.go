@@ -24,7 +24,6 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-
 // waitHTTP polls url with client until it answers 200, p exits, or ctx ends. The error
 // names what was awaited and carries the last answer or the process's log tail.
 func waitHTTP(ctx context.Context, client *http.Client, url string, p *process) error {

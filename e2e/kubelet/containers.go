@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/ambitmesh/ambit/e2e/charts"
 	"github.com/ambitmesh/ambit/e2e/cluster"
 )
 
@@ -29,6 +30,7 @@ type container struct {
 	restarts int32
 	started  time.Time
 	ready    bool
+	held     chan struct{} // non-nil while HoldContainer keeps it down; closed on release
 }
 
 // argv builds the container's command line: env -i with the container environment,
@@ -127,38 +129,10 @@ func fieldValue(pod *corev1.Pod, field string) (string, error) {
 	return "", fmt.Errorf("unsupported field path %q", field)
 }
 
-// expand replaces $(VAR) with env's value as the kubelet does: unknown references stay
-// as written and $$ is a literal $.
+// expand replaces $(VAR) references with env's values by the kubelet's rules.
 func expand(s string, env map[string]string) string {
-	if !strings.Contains(s, "$") {
-		return s
-	}
-	var b strings.Builder
-	for i := 0; i < len(s); i++ {
-		if s[i] != '$' || i+1 == len(s) {
-			b.WriteByte(s[i])
-			continue
-		}
-		switch s[i+1] {
-		case '$':
-			b.WriteByte('$')
-			i++
-		case '(':
-			end := strings.IndexByte(s[i+2:], ')')
-			if end < 0 {
-				b.WriteString(s[i:])
-				return b.String()
-			}
-			name := s[i+2 : i+2+end]
-			if v, ok := env[name]; ok {
-				b.WriteString(v)
-			} else {
-				b.WriteString(s[i : i+3+end])
-			}
-			i += 2 + end
-		default:
-			b.WriteByte('$')
-		}
-	}
-	return b.String()
+	return charts.Expand(s, func(name string) (string, bool) {
+		v, ok := env[name]
+		return v, ok
+	})
 }

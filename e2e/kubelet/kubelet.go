@@ -188,29 +188,65 @@ func (k *Kubelet) Pod(namespace, name string) *cluster.Pod {
 // KillContainer SIGKILLs a running container's process, as a crash would; the kubelet
 // restarts it per the pod's restart policy. It returns the killed process's pid.
 func (k *Kubelet) KillContainer(namespace, pod, name string) (int, error) {
+	c, err := k.container(namespace, pod, name)
+	if err != nil {
+		return 0, fmt.Errorf("kill container: %w", err)
+	}
+	return c.kill()
+}
+
+// HoldContainer kills a container and keeps it from restarting until release is
+// called, as a crash loop would keep it down.
+func (k *Kubelet) HoldContainer(namespace, pod, name string) (release func(), err error) {
+	c, err := k.container(namespace, pod, name)
+	if err != nil {
+		return nil, fmt.Errorf("hold container: %w", err)
+	}
+	held := make(chan struct{})
+	c.mu.Lock()
+	c.held = held
+	c.mu.Unlock()
+	if _, err := c.kill(); err != nil {
+		close(held)
+		return nil, fmt.Errorf("hold container: %w", err)
+	}
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			c.held = nil
+			c.mu.Unlock()
+			close(held)
+		})
+	}, nil
+}
+
+// container finds a container of a pod this kubelet runs.
+func (k *Kubelet) container(namespace, pod, name string) (*container, error) {
 	k.mu.Lock()
-	var target *container
+	defer k.mu.Unlock()
 	for _, p := range k.pods {
 		if p.pod.Namespace == namespace && p.pod.Name == pod {
 			for _, c := range p.containers {
 				if c.name == name {
-					target = c
+					return c, nil
 				}
 			}
 		}
 	}
-	k.mu.Unlock()
-	if target == nil {
-		return 0, fmt.Errorf("kill container %s/%s/%s: not running here", namespace, pod, name)
-	}
-	target.mu.Lock()
-	proc := target.proc
-	target.mu.Unlock()
+	return nil, fmt.Errorf("%s/%s/%s does not run here", namespace, pod, name)
+}
+
+// kill SIGKILLs the container's process and returns its pid.
+func (c *container) kill() (int, error) {
+	c.mu.Lock()
+	proc := c.proc
+	c.mu.Unlock()
 	if proc == nil {
-		return 0, fmt.Errorf("kill container %s/%s/%s: not running", namespace, pod, name)
+		return 0, fmt.Errorf("%s is not running", c.name)
 	}
 	if err := syscall.Kill(proc.Pid, syscall.SIGKILL); err != nil {
-		return 0, fmt.Errorf("kill container %s/%s/%s: %w", namespace, pod, name, err)
+		return 0, fmt.Errorf("kill %s: %w", c.name, err)
 	}
 	return proc.Pid, nil
 }

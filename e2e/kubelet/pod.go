@@ -142,6 +142,16 @@ func (k *Kubelet) startPod(ctx context.Context, pod *corev1.Pod) (_ *podRuntime,
 func (rt *podRuntime) runContainer(ctx context.Context, c *container, spec *corev1.Container) {
 	backoff := time.Second
 	for ctx.Err() == nil {
+		c.mu.Lock()
+		held := c.held
+		c.mu.Unlock()
+		if held != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case <-held:
+			}
+		}
 		var p *cluster.Process
 		var err error
 		if rt.sandbox != nil {

@@ -158,19 +158,29 @@ func TestE2EPolicyTable(t *testing.T) {
 // startPolicyEnv creates the table's namespaces and pods.
 func startPolicyEnv(ctx context.Context, t *testing.T) *policyEnv {
 	t.Helper()
-	newNamespace(ctx, t, polNS, true)
+	pe := startPolicyEnvIn(ctx, t, polNS)
 	newNamespace(ctx, t, polOtherNS, true)
 	newNamespace(ctx, t, polPlainNS, false)
-	pe := &policyEnv{server: echoServer(ctx, t, polNS, "server", "node-b"), clients: map[string]*corev1.Pod{
-		"client": sleeper(ctx, t, polNS, "client", "node-a"),
-		"other":  sleeper(ctx, t, polOtherNS, "other", "node-a"),
-		"plain":  sleeper(ctx, t, polPlainNS, "plain", "node-a"),
-	}}
-	if err := served(ctx, "node-b", polNS, 1); err != nil {
-		t.Fatal(err)
-	}
+	pe.clients["other"] = sleeper(ctx, t, polOtherNS, "other", "node-a")
+	pe.clients["plain"] = sleeper(ctx, t, polPlainNS, "plain", "node-a")
 	if err := served(ctx, "node-a", polOtherNS, 1); err != nil {
 		t.Fatal(err)
+	}
+	return pe
+}
+
+// startPolicyEnvIn creates an ambient namespace with the server (node-b) and client
+// (node-a) pods, both served by their ztunnels.
+func startPolicyEnvIn(ctx context.Context, t *testing.T, ns string) *policyEnv {
+	t.Helper()
+	newNamespace(ctx, t, ns, true)
+	pe := &policyEnv{server: echoServer(ctx, t, ns, "server", "node-b"), clients: map[string]*corev1.Pod{
+		"client": sleeper(ctx, t, ns, "client", "node-a"),
+	}}
+	for node, n := range map[string]int{"node-b": 1, "node-a": 1} {
+		if err := served(ctx, node, ns, n); err != nil {
+			t.Fatal(err)
+		}
 	}
 	return pe
 }

@@ -132,4 +132,3 @@ func podReady(p *corev1.Pod) bool {
 	}
 	return false
 }
-
