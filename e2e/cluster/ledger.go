@@ -6,8 +6,11 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
+
+	"golang.org/x/sys/unix"
 )
 
 // LedgerDir holds one JSON ledger per live run, listing what the run created
@@ -124,6 +127,7 @@ func (l *ledger) teardown() error {
 		}
 	}
 	for i := len(l.Paths) - 1; i >= 0; i-- {
+		errs = append(errs, unmountBelow(l.Paths[i]))
 		if err := os.RemoveAll(l.Paths[i]); err != nil {
 			errs = append(errs, fmt.Errorf("remove %s: %w", l.Paths[i], err))
 		}
@@ -181,4 +185,28 @@ func cleanupStaleIn(dir, prefix string) ([]string, error) {
 		cleaned = append(cleaned, l.RunID)
 	}
 	return cleaned, errors.Join(errs...)
+}
+
+// unmountBelow detaches every mount at or below dir (deepest first), such as a private
+// bpffs a run mounted inside its directory, so that the directory can be removed.
+func unmountBelow(dir string) error {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return fmt.Errorf("read mountinfo: %w", err)
+	}
+	var points []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && (f[4] == dir || strings.HasPrefix(f[4], dir+"/")) {
+			points = append(points, f[4])
+		}
+	}
+	sort.Slice(points, func(i, j int) bool { return len(points[i]) > len(points[j]) })
+	var errs []error
+	for _, p := range points {
+		if err := unix.Unmount(p, unix.MNT_DETACH); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			errs = append(errs, fmt.Errorf("unmount %s: %w", p, err))
+		}
+	}
+	return errors.Join(errs...)
 }

@@ -220,25 +220,30 @@ func (k *Kubelet) writeKubeconfig(ctx context.Context, pod *corev1.Pod, path str
 }
 
 // translate rewrites every occurrence of a mount path in s (as a whole path or a path
-// prefix, e.g. in "--flag=/var/run/x/sock") to its host directory, longest mount first.
+// prefix, e.g. in "--flag=/var/run/x/sock") to its host directory, in one pass: at each
+// position the longest matching mount wins (mounts must be sorted longest first), and
+// replaced text is never looked at again (a host directory under another mount path,
+// such as /tmp, stays as it is).
 func translate(s string, mounts []mount) string {
-	for _, m := range mounts {
-		for from := 0; ; {
-			i := strings.Index(s[from:], m.path)
-			if i < 0 {
-				break
+	const sep = "=:, \"'"
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		if s[i] == '/' && (i == 0 || strings.IndexByte(sep, s[i-1]) >= 0) {
+			matched := false
+			for _, m := range mounts {
+				end := i + len(m.path)
+				if strings.HasPrefix(s[i:], m.path) && (end == len(s) || s[end] == '/' || strings.IndexByte(sep, s[end]) >= 0) {
+					b.WriteString(m.host)
+					i, matched = end, true
+					break
+				}
 			}
-			i += from
-			end := i + len(m.path)
-			boundaryBefore := i == 0 || strings.ContainsRune("=:, \"'", rune(s[i-1]))
-			boundaryAfter := end == len(s) || s[end] == '/' || strings.ContainsRune("=:, \"'", rune(s[end]))
-			if boundaryBefore && boundaryAfter {
-				s = s[:i] + m.host + s[end:]
-				from = i + len(m.host)
-			} else {
-				from = end
+			if matched {
+				continue
 			}
 		}
+		b.WriteByte(s[i])
+		i++
 	}
-	return s
+	return b.String()
 }

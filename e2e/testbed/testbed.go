@@ -86,6 +86,13 @@ func Start(ctx context.Context, opts Options) (*Testbed, error) {
 }
 
 func (tb *Testbed) start(ctx context.Context) error {
+	// Runs of the same name whose process died without Close (killed, or timed out)
+	// are removed first: their namespaces, processes, cgroups, mounts and directories.
+	if cleaned, err := cluster.CleanupStale(tb.opts.Name); err != nil {
+		return fmt.Errorf("clean up stale runs: %w", err)
+	} else if len(cleaned) > 0 {
+		tb.log.Warn("removed leftovers of dead runs", "runs", cleaned)
+	}
 	c, err := cluster.New(tb.opts.Name)
 	if err != nil {
 		return err
