@@ -98,6 +98,18 @@ func (c *Cluster) wireNode(n *Node) error {
 		if err := h.LinkAdd(&netlink.Bridge{LinkAttrs: netlink.LinkAttrs{Name: NodeBridge}}); err != nil {
 			return fmt.Errorf("add bridge %s: %w", NodeBridge, err)
 		}
+		// A bridge without an assigned address takes the lowest MAC of its ports, so
+		// removing a pod could change the gateway's MAC under the other pods' neighbour
+		// entries and drop their packets until ARP re-resolves (~30 s). Fix it, as a
+		// node's CNI bridge keeps one address.
+		br, err := h.LinkByName(NodeBridge)
+		if err != nil {
+			return fmt.Errorf("find bridge %s: %w", NodeBridge, err)
+		}
+		mac := net.HardwareAddr{0x02, 0x00, 0x0a, 0x14, byte(n.Index), 0x01}
+		if err := h.LinkSetHardwareAddr(br, mac); err != nil {
+			return fmt.Errorf("set bridge %s address: %w", NodeBridge, err)
+		}
 		if err := addAddr(h, NodeBridge, netip.PrefixFrom(n.Gateway, n.PodCIDR.Bits())); err != nil {
 			return err
 		}

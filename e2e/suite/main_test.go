@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/ambitmesh/ambit/e2e/cluster"
 	"github.com/ambitmesh/ambit/e2e/testbed"
 )
 
@@ -84,8 +86,25 @@ func setup(t *testing.T, budget time.Duration) context.Context {
 	t.Cleanup(cancel)
 	t.Cleanup(func() {
 		if t.Failed() {
+			dumpGoroutines(t)
 			t.Logf("component and pod logs: %s", logDir)
 		}
 	})
 	return ctx
+}
+
+// dumpGoroutines saves every ztunnel's goroutine stacks (admin /debug/pprof) next to
+// the pod logs, to diagnose a stall.
+func dumpGoroutines(t *testing.T) {
+	for _, n := range env.Nodes {
+		body, err := cluster.HTTPGet(n.NetnsPath, "http://127.0.0.1:15000/debug/pprof/goroutine?debug=2")
+		if err != nil {
+			t.Logf("goroutines of %s ztunnel: %v", n.Name, err)
+			continue
+		}
+		path := filepath.Join(logDir, fmt.Sprintf("goroutines-%s-%s.txt", n.Name, strings.ReplaceAll(t.Name(), "/", "_")))
+		if err := os.WriteFile(path, body, 0o644); err != nil {
+			t.Log(err)
+		}
+	}
 }
