@@ -193,6 +193,10 @@ func (pe *policyEnv) expect(ctx context.Context, p probe) error {
 	defer cancel()
 	return testbed.Poll(ctx, fmt.Sprintf("%s → server:%d allowed=%v", p.from, p.port, p.allow), func(ctx context.Context) (bool, error) {
 		err := pe.connect(ctx, from, p.port)
+		if err != nil && (strings.Contains(err.Error(), "i/o timeout") || strings.Contains(err.Error(), "Client.Timeout")) {
+			// A denial is a prompt 401 or reset; a hang is a fault, not a denial.
+			return false, fmt.Errorf("connection hung: %v", err)
+		}
 		return (err == nil) == p.allow, fmt.Errorf("connection error: %v", err)
 	})
 }
