@@ -77,7 +77,15 @@ func startServer(t *testing.T, maxTTL time.Duration) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g := grpc.NewServer(grpc.Creds(credentials.NewTLS(ServerTLSConfig(serving, a.Roots()))))
+	addr := serve(t, s, grpc.Creds(credentials.NewTLS(ServerTLSConfig(serving, a.Roots()))))
+	return &env{authority: a, addr: addr}
+}
+
+// serve runs s on a loopback gRPC server with opts until the test ends and returns its
+// address.
+func serve(t *testing.T, s *Server, opts ...grpc.ServerOption) string {
+	t.Helper()
+	g := grpc.NewServer(opts...)
 	s.Register(g)
 	lis, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -91,7 +99,7 @@ func startServer(t *testing.T, maxTTL time.Duration) *env {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return &env{authority: a, addr: lis.Addr().String()}
+	return lis.Addr().String()
 }
 
 // tlsConfig trusts the mesh root; with certFor set it presents a certificate for that

@@ -197,30 +197,25 @@ func (p *policyWatch) addTo(snap *kubefile.Snapshot) error {
 // streaming lists (cache.ToListWatcherWithWatchListSemantics).
 func newAuthorizationPolicyInformer(c istioclient.Interface, resync time.Duration) cache.SharedIndexInformer {
 	api := c.SecurityV1().AuthorizationPolicies(metav1.NamespaceAll)
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return api.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return api.Watch(ctx, o)
-		},
-	}
-	return cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, c),
-		&securityv1.AuthorizationPolicy{}, resync, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+	return newPolicyInformer(c, resync, &securityv1.AuthorizationPolicy{},
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return api.List(ctx, o) }, api.Watch)
 }
 
 func newPeerAuthenticationInformer(c istioclient.Interface, resync time.Duration) cache.SharedIndexInformer {
 	api := c.SecurityV1().PeerAuthentications(metav1.NamespaceAll)
-	lw := &cache.ListWatch{
-		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return api.List(ctx, o)
-		},
-		WatchFuncWithContext: func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-			return api.Watch(ctx, o)
-		},
-	}
+	return newPolicyInformer(c, resync, &securityv1.PeerAuthentication{},
+		func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) { return api.List(ctx, o) }, api.Watch)
+}
+
+// newPolicyInformer is the informer of one policy kind (obj is its prototype), indexed
+// by namespace.
+func newPolicyInformer(c istioclient.Interface, resync time.Duration, obj runtime.Object,
+	list func(context.Context, metav1.ListOptions) (runtime.Object, error),
+	watchFn func(context.Context, metav1.ListOptions) (watch.Interface, error),
+) cache.SharedIndexInformer {
+	lw := &cache.ListWatch{ListWithContextFunc: list, WatchFuncWithContext: watchFn}
 	return cache.NewSharedIndexInformer(cache.ToListWatcherWithWatchListSemantics(lw, c),
-		&securityv1.PeerAuthentication{}, resync, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+		obj, resync, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
 }
 
 func (p *policyWatch) shutdown() {
