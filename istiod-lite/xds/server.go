@@ -80,20 +80,24 @@ func (s *Server) Register(g *grpc.Server) {
 // resources that are new or differ (proto.Equal) from the previous model are updated, and
 // those absent from m removed, so subscribers get at most one delta push per type holding
 // exactly the changes; an unchanged model pushes nothing. A nil model serves nothing. m
-// must not be modified afterwards.
-func (s *Server) Update(m *model.Model) {
+// must not be modified afterwards. It returns the number of resources upserted or
+// removed (0: nothing pushed).
+func (s *Server) Update(m *model.Model) (changed int) {
 	if m == nil {
 		m = &model.Model{}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.current = apply(s.log, s.address, "address", s.current, m.Addresses)
-	s.currentAuthz = apply(s.log, s.authz, "authorization", s.currentAuthz, m.Authorizations)
+	var na, nz int
+	s.current, na = apply(s.log, s.address, "address", s.current, m.Addresses)
+	s.currentAuthz, nz = apply(s.log, s.authz, "authorization", s.currentAuthz, m.Authorizations)
+	return na + nz
 }
 
 // apply pushes the difference between the served resources cur and next into cache and
-// returns the new served set (a copy of next).
-func apply[T proto.Message](log *slog.Logger, cache *cachev3.LinearCache, kind string, cur, next map[string]T) map[string]T {
+// returns the new served set (a copy of next) and how many resources were upserted or
+// removed.
+func apply[T proto.Message](log *slog.Logger, cache *cachev3.LinearCache, kind string, cur, next map[string]T) (map[string]T, int) {
 	upserts := map[string]types.Resource{}
 	for name, r := range next {
 		if old, ok := cur[name]; !ok || !proto.Equal(old, r) {
@@ -107,7 +111,7 @@ func apply[T proto.Message](log *slog.Logger, cache *cachev3.LinearCache, kind s
 		}
 	}
 	if len(upserts) == 0 && len(removed) == 0 {
-		return cur
+		return cur, 0
 	}
 	if err := cache.UpdateResources(upserts, removed); err != nil {
 		// Only a resource that fails to marshal gets here; the cache holds the new state
@@ -119,7 +123,7 @@ func apply[T proto.Message](log *slog.Logger, cache *cachev3.LinearCache, kind s
 		served[name] = r
 	}
 	log.Debug("wds updated", "type", kind, "upserted", len(upserts), "removed", len(removed), "total", len(served))
-	return served
+	return served, len(upserts) + len(removed)
 }
 
 // callbacks log stream lifecycles, NACKs and push sizes.
