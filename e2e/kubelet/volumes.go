@@ -120,32 +120,43 @@ func (k *Kubelet) token(ctx context.Context, pod *corev1.Pod, audience string, e
 }
 
 func (k *Kubelet) writeConfigMap(ctx context.Context, ns, name string, items []corev1.KeyToPath, optional *bool, dir string) error {
-	cm, err := k.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
-	if err != nil {
-		if optional != nil && *optional {
-			return os.MkdirAll(dir, 0o755)
+	return writeSource(dir, items, optional, func() (map[string][]byte, error) {
+		cm, err := k.cfg.Client.CoreV1().ConfigMaps(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("configmap %s/%s: %w", ns, name, err)
 		}
-		return fmt.Errorf("configmap %s/%s: %w", ns, name, err)
-	}
-	data := map[string][]byte{}
-	for key, v := range cm.Data {
-		data[key] = []byte(v)
-	}
-	for key, v := range cm.BinaryData {
-		data[key] = v
-	}
-	return writeItems(data, items, dir)
+		data := map[string][]byte{}
+		for key, v := range cm.Data {
+			data[key] = []byte(v)
+		}
+		for key, v := range cm.BinaryData {
+			data[key] = v
+		}
+		return data, nil
+	})
 }
 
 func (k *Kubelet) writeSecret(ctx context.Context, ns, name string, items []corev1.KeyToPath, optional *bool, dir string) error {
-	s, err := k.cfg.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+	return writeSource(dir, items, optional, func() (map[string][]byte, error) {
+		s, err := k.cfg.Client.CoreV1().Secrets(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("secret %s/%s: %w", ns, name, err)
+		}
+		return s.Data, nil
+	})
+}
+
+// writeSource writes the keys get returns into dir; when get fails and the source is
+// optional, dir is left empty instead.
+func writeSource(dir string, items []corev1.KeyToPath, optional *bool, get func() (map[string][]byte, error)) error {
+	data, err := get()
 	if err != nil {
 		if optional != nil && *optional {
 			return os.MkdirAll(dir, 0o755)
 		}
-		return fmt.Errorf("secret %s/%s: %w", ns, name, err)
+		return err
 	}
-	return writeItems(s.Data, items, dir)
+	return writeItems(data, items, dir)
 }
 
 // writeItems writes every key (or only items, under their paths) into dir.

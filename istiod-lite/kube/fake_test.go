@@ -61,30 +61,14 @@ var _ kubernetes.Interface = (*fakeCluster)(nil)
 // whether discovery reports the Istio security CRDs.
 func newFakes(snap *kubefile.Snapshot, withCRDs bool) (*fakeCluster, *istioFake) {
 	var core, istio []runtime.Object
-	for _, o := range snap.Namespaces {
-		core = append(core, o.DeepCopy())
-	}
-	for _, o := range snap.Nodes {
-		core = append(core, o.DeepCopy())
-	}
-	for _, o := range snap.ServiceAccounts {
-		core = append(core, o.DeepCopy())
-	}
-	for _, o := range snap.Services {
-		core = append(core, o.DeepCopy())
-	}
-	for _, o := range snap.Pods {
-		core = append(core, o.DeepCopy())
-	}
-	for _, o := range snap.EndpointSlices {
-		core = append(core, o.DeepCopy())
-	}
-	for _, o := range snap.AuthorizationPolicies {
-		istio = append(istio, o.DeepCopy())
-	}
-	for _, o := range snap.PeerAuthentications {
-		istio = append(istio, o.DeepCopy())
-	}
+	core = appendCopies(core, snap.Namespaces)
+	core = appendCopies(core, snap.Nodes)
+	core = appendCopies(core, snap.ServiceAccounts)
+	core = appendCopies(core, snap.Services)
+	core = appendCopies(core, snap.Pods)
+	core = appendCopies(core, snap.EndpointSlices)
+	istio = appendCopies(istio, snap.AuthorizationPolicies)
+	istio = appendCopies(istio, snap.PeerAuthentications)
 	kc := fake.NewClientset(core...)
 	fc := &fakeCluster{Clientset: kc, disc: &switchDiscovery{DiscoveryInterfaces: kc.Discovery()}}
 	if withCRDs {
@@ -146,4 +130,12 @@ func eventually(t *testing.T, what string, cond func() bool) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// appendCopies appends deep copies of objs to out (fake clientsets own what they hold).
+func appendCopies[T runtime.Object](out []runtime.Object, objs []T) []runtime.Object {
+	for _, o := range objs {
+		out = append(out, o.DeepCopyObject())
+	}
+	return out
 }
