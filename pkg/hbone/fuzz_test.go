@@ -48,7 +48,7 @@ func (m *memConn) SetReadDeadline(t time.Time) error  { return nil }
 func (m *memConn) SetWriteDeadline(t time.Time) error { return nil }
 
 // nullConn is an upstream that swallows writes and reads EOF once closed or given a
-// read deadline.
+// deadline (the stream's abort wakes its reader with SetDeadline, as for a real conn).
 type nullConn struct {
 	memConn
 	once sync.Once
@@ -60,6 +60,7 @@ func newNullConn() *nullConn { return &nullConn{done: make(chan struct{})} }
 func (n *nullConn) Read(p []byte) (int, error)        { <-n.done; return 0, io.EOF }
 func (n *nullConn) Close() error                      { n.once.Do(func() { close(n.done) }); return nil }
 func (n *nullConn) SetReadDeadline(t time.Time) error { return n.Close() }
+func (n *nullConn) SetDeadline(t time.Time) error     { return n.Close() }
 
 // frames encodes a client's frames for fuzz seeds.
 func frames(write func(fr *http2.Framer, enc func(...string) []byte)) []byte {
