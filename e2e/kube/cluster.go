@@ -41,6 +41,10 @@ type Options struct {
 	// must be local to Netns. Default 127.0.0.1. It is added to the serving
 	// certificates' addresses.
 	Host string
+	// NoControllerManager leaves kube-controller-manager out: no EndpointSlices, no
+	// namespace deletion, no garbage collection, but also no pod GC or node lifecycle
+	// acting on objects without a kubelet (control-plane scale benchmarks).
+	NoControllerManager bool
 }
 
 // Cluster is a running control plane started by Start. Its processes are children of
@@ -70,8 +74,9 @@ type Cluster struct {
 // Start generates a PKI in opts.Dir, starts etcd, kube-apiserver (RBAC and Node
 // authorization, service-account tokens signed with a generated key, service range
 // ServiceCIDR) and kube-controller-manager (all default controllers, so EndpointSlices
-// and namespace deletion work) on 127.0.0.1 ports the kernel picks, and returns once the
-// API server's /readyz and the controller manager's /healthz answer 200. ctx bounds the
+// and namespace deletion work; unless Options.NoControllerManager) on 127.0.0.1 ports
+// the kernel picks, and returns once the API server's /readyz and the controller
+// manager's /healthz answer 200. ctx bounds the
 // start only. On error everything started is stopped again.
 func Start(ctx context.Context, opts Options) (*Cluster, error) {
 	if opts.Dir == "" {
@@ -138,6 +143,9 @@ func (c *Cluster) start(ctx context.Context, opts Options) error {
 		return err
 	}
 	c.RESTConfig = c.restConfig(certs.pki.caPEM, certs.admin)
+	if opts.NoControllerManager {
+		return nil
+	}
 	if err := c.startControllerManager(ctx, opts.BinDir, dirs, certs, kcmPort); err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"sync"
 
 	"github.com/ambitmesh/ambit/istiod-lite/policy"
 	"github.com/ambitmesh/ambit/pkg/kubefile"
@@ -63,56 +64,21 @@ type Model struct {
 	// converted fail closed, and warnings), sorted, for the caller to log and report.
 	Problems []policy.Problem
 
-	identitiesByNode map[string][]spiffe.Identity
-	enrolled         map[podKey]bool
+	trustDomain string
+	pods        map[podKey]podOutput // non-terminated pods
+
+	identitiesOnce   sync.Once
+	identitiesByNode map[string][]spiffe.Identity // computed on first use
 }
 
 type podKey struct{ namespace, name string }
 
 // Build computes the model of a snapshot. A nil snapshot gives an empty model. Objects
 // that cannot be represented (a pod IP that does not parse) are left out rather than
-// failing the whole build, as Istio does.
+// failing the whole build, as Istio does. It is NewBuilder(o).Build(s): a Builder kept
+// across snapshots gives the same models while recomputing only what changed.
 func Build(s *kubefile.Snapshot, o Options) *Model {
-	o = o.withDefaults()
-	m := &Model{
-		Addresses:        map[string]*workloadapi.Address{},
-		Authorizations:   map[string]*security.Authorization{},
-		identitiesByNode: map[string][]spiffe.Identity{},
-		enrolled:         map[podKey]bool{},
-	}
-	if s == nil {
-		return m
-	}
-	b := newBuilder(s, o)
-	m.Authorizations, m.Problems = b.policies.Authorizations, b.policies.Problems
-	for _, svc := range s.Services {
-		if out := b.service(svc); out != nil {
-			m.Addresses[ServiceName(out.Namespace, out.Hostname)] = &workloadapi.Address{
-				Type: &workloadapi.Address_Service{Service: out},
-			}
-		}
-	}
-	for _, pod := range s.Pods {
-		if isTerminal(pod) {
-			continue
-		}
-		if b.enrolled(pod) {
-			m.enrolled[podKey{pod.Namespace, pod.Name}] = true
-		}
-		if node := pod.Spec.NodeName; node != "" {
-			id := spiffe.Identity{TrustDomain: o.TrustDomain, Namespace: pod.Namespace, ServiceAccount: serviceAccount(pod)}
-			if !slices.Contains(m.identitiesByNode[node], id) {
-				m.identitiesByNode[node] = append(m.identitiesByNode[node], id)
-			}
-		}
-		if w := b.workload(pod); w != nil {
-			m.Addresses[w.Uid] = &workloadapi.Address{Type: &workloadapi.Address_Workload{Workload: w}}
-		}
-	}
-	for _, ids := range m.identitiesByNode {
-		slices.SortFunc(ids, compareIdentity)
-	}
-	return m
+	return NewBuilder(o).Build(s)
 }
 
 // IdentitiesOnNode returns the distinct identities (service accounts) of the
@@ -120,14 +86,40 @@ func Build(s *kubefile.Snapshot, o Options) *Model {
 // uses it to check a ztunnel's impersonation request (as Istio's node authorizer: a
 // ztunnel may only ask for identities of pods on its own node). The slice is a copy.
 func (m *Model) IdentitiesOnNode(node string) []spiffe.Identity {
+	m.identitiesOnce.Do(m.indexIdentities)
 	return slices.Clone(m.identitiesByNode[node])
+}
+
+// indexIdentities computes identitiesByNode; once per model, on the CA's first
+// question, so models built under churn and never asked cost nothing.
+func (m *Model) indexIdentities() {
+	sets := map[string]map[spiffe.Identity]bool{}
+	for _, p := range m.pods {
+		node := p.pod.Spec.NodeName
+		if node == "" {
+			continue
+		}
+		if sets[node] == nil {
+			sets[node] = map[spiffe.Identity]bool{}
+		}
+		sets[node][spiffe.Identity{TrustDomain: m.trustDomain, Namespace: p.pod.Namespace, ServiceAccount: serviceAccount(p.pod)}] = true
+	}
+	m.identitiesByNode = make(map[string][]spiffe.Identity, len(sets))
+	for node, set := range sets {
+		ids := make([]spiffe.Identity, 0, len(set))
+		for id := range set {
+			ids = append(ids, id)
+		}
+		slices.SortFunc(ids, compareIdentity)
+		m.identitiesByNode[node] = ids
+	}
 }
 
 // Enrolled reports whether the named pod is in the ambient mesh: its namespace or itself
 // carries istio.io/dataplane-mode=ambient, the pod does not opt out with "none", and it
 // is not a host-network pod. Unknown and terminated pods are not enrolled.
 func (m *Model) Enrolled(namespace, pod string) bool {
-	return m.enrolled[podKey{namespace, pod}]
+	return m.pods[podKey{namespace, pod}].enrolled
 }
 
 func compareIdentity(a, b spiffe.Identity) int {

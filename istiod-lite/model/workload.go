@@ -3,6 +3,7 @@ package model
 import (
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/ambitmesh/ambit/istiod-lite/policy"
 	"github.com/ambitmesh/ambit/pkg/kubefile"
@@ -19,20 +20,40 @@ const (
 	labelPodTemplateHash   = "pod-template-hash"
 )
 
-// builder holds the snapshot indexes one Build needs.
+// builder is the context of one Build: the options, the snapshot's namespaces, the
+// policy set and, computed on first use per namespace, an index of the services that
+// select pods.
 type builder struct {
 	o          Options
 	namespaces map[string]*corev1.Namespace
 	services   map[string][]*corev1.Service // by namespace, snapshot order
 	policies   *policy.Set
+	selecting  map[string]*selectorIndex // by namespace, lazily
 }
 
-func newBuilder(s *kubefile.Snapshot, o Options) *builder {
+// selectingService is a Service that gives its selected pods a services entry: it has a
+// cluster IP and a non-empty selector.
+type selectingService struct {
+	svc      *corev1.Service
+	name     string      // "<ns>/<hostname>"
+	selector [][2]string // key, value; sorted by key
+}
+
+// selectorIndex finds a namespace's selecting services for a pod without testing every
+// selector: services are grouped by their selector's first key and that key's value, so
+// a pod is tested only against the services whose first pair it carries.
+type selectorIndex struct {
+	keys []string                                  // distinct first keys, sorted
+	by   map[string]map[string][]*selectingService // first key -> value -> services
+}
+
+func newBuilder(s *kubefile.Snapshot, o Options, policies *policy.Set) *builder {
 	b := &builder{
 		o:          o,
-		namespaces: map[string]*corev1.Namespace{},
+		namespaces: make(map[string]*corev1.Namespace, len(s.Namespaces)),
 		services:   map[string][]*corev1.Service{},
-		policies:   policy.Build(s.AuthorizationPolicies, s.PeerAuthentications, policy.Options{RootNamespace: o.RootNamespace}),
+		policies:   policies,
+		selecting:  map[string]*selectorIndex{},
 	}
 	for _, ns := range s.Namespaces {
 		b.namespaces[ns.Name] = ns
@@ -41,6 +62,50 @@ func newBuilder(s *kubefile.Snapshot, o Options) *builder {
 		b.services[svc.Namespace] = append(b.services[svc.Namespace], svc)
 	}
 	return b
+}
+
+// selectorIndexOf returns the index of the namespace's selecting services, building it
+// once per Build.
+func (b *builder) selectorIndexOf(namespace string) *selectorIndex {
+	if idx, ok := b.selecting[namespace]; ok {
+		return idx
+	}
+	idx := &selectorIndex{by: map[string]map[string][]*selectingService{}}
+	for _, svc := range b.services[namespace] {
+		if len(svc.Spec.Selector) == 0 || !servesPods(svc) {
+			continue
+		}
+		sel := &selectingService{svc: svc, name: ServiceName(svc.Namespace, b.hostname(svc))}
+		for k, v := range svc.Spec.Selector {
+			sel.selector = append(sel.selector, [2]string{k, v})
+		}
+		slices.SortFunc(sel.selector, func(a, b [2]string) int { return strings.Compare(a[0], b[0]) })
+		first := sel.selector[0]
+		if idx.by[first[0]] == nil {
+			idx.by[first[0]] = map[string][]*selectingService{}
+			idx.keys = append(idx.keys, first[0])
+		}
+		idx.by[first[0]][first[1]] = append(idx.by[first[0]][first[1]], sel)
+	}
+	slices.Sort(idx.keys)
+	b.selecting[namespace] = idx
+	return idx
+}
+
+// matching calls fn for every indexed service whose selector the labels satisfy, in
+// first-key order then snapshot order.
+func (idx *selectorIndex) matching(podLabels map[string]string, fn func(*selectingService)) {
+	for _, k := range idx.keys {
+		v, ok := podLabels[k]
+		if !ok {
+			continue
+		}
+		for _, sel := range idx.by[k][v] {
+			if selectsPairs(sel.selector, podLabels) {
+				fn(sel)
+			}
+		}
+	}
 }
 
 // enrolled applies Istio's ambient enrolment rule to a pod.
@@ -187,21 +252,15 @@ func firstLabel(l map[string]string, def string, keys ...string) string {
 // pod's namespace whose non-empty selector matches the pod's labels.
 func (b *builder) workloadServices(pod *corev1.Pod) map[string]*workloadapi.PortList {
 	out := map[string]*workloadapi.PortList{}
-	for _, svc := range b.services[pod.Namespace] {
-		if !servesPods(svc) || len(svc.Spec.Selector) == 0 {
-			continue
-		}
-		if !selects(svc.Spec.Selector, pod.Labels) {
-			continue
-		}
+	b.selectorIndexOf(pod.Namespace).matching(pod.Labels, func(sel *selectingService) {
 		pl := &workloadapi.PortList{}
-		for _, p := range svc.Spec.Ports {
+		for _, p := range sel.svc.Spec.Ports {
 			if target, ok := resolveTargetPort(p, pod); ok {
 				pl.Ports = append(pl.Ports, &workloadapi.Port{ServicePort: uint32(p.Port), TargetPort: target})
 			}
 		}
-		out[ServiceName(svc.Namespace, b.hostname(svc))] = pl
-	}
+		out[sel.name] = pl
+	})
 	if len(out) == 0 {
 		return nil
 	}
@@ -239,10 +298,10 @@ func resolveTargetPort(p corev1.ServicePort, pod *corev1.Pod) (uint32, bool) {
 	return 0, false
 }
 
-// selects reports whether every selector label is on the pod with the same value.
-func selects(selector, podLabels map[string]string) bool {
-	for k, v := range selector {
-		if got, ok := podLabels[k]; !ok || got != v {
+// selectsPairs reports whether every selector label is on the pod with the same value.
+func selectsPairs(selector [][2]string, podLabels map[string]string) bool {
+	for _, kv := range selector {
+		if got, ok := podLabels[kv[0]]; !ok || got != kv[1] {
 			return false
 		}
 	}

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -110,6 +111,7 @@ type plane struct {
 	log       *slog.Logger
 	authority *ca.Authority
 	opts      model.Options
+	builder   *model.Builder // used by apply only, one snapshot at a time
 	current   atomic.Pointer[model.Model]
 	synced    atomic.Bool
 	ready     chan struct{} // closed by the first apply
@@ -133,6 +135,7 @@ func newPlane(cfg Config, authority *ca.Authority, authns []caserver.Authenticat
 		opts: model.Options{ClusterID: cfg.ClusterID, TrustDomain: cfg.TrustDomain, RootNamespace: cfg.SystemNamespace},
 		xds:  xds.New(cfg.Logger), ready: make(chan struct{}),
 	}
+	p.builder = model.NewBuilder(p.opts)
 	p.current.Store(model.Build(&kubefile.Snapshot{}, p.opts))
 	p.ca = caserver.New(caserver.Config{
 		Authority: authority, Tokens: tokens, Authenticators: authns,
@@ -142,15 +145,23 @@ func newPlane(cfg Config, authority *ca.Authority, authns []caserver.Authenticat
 	return p, nil
 }
 
-// apply builds the model of a snapshot and serves it; the first call makes istiod-lite
-// ready.
+// apply builds the model of a snapshot (incrementally: only what changed since the
+// previous snapshot is recomputed) and serves it; the first call makes istiod-lite
+// ready. Calls come from one config source goroutine at a time.
 func (p *plane) apply(s *kubefile.Snapshot) *model.Model {
-	m := model.Build(s, p.opts)
+	start := time.Now()
+	m := p.builder.Build(s)
 	p.current.Store(m)
-	p.xds.Update(m)
-	p.synced.Store(true)
+	changed := p.xds.Update(m)
+	// The first snapshot is worth a line; later ones (up to one per debounce window
+	// under churn) only at debug level.
+	level := slog.LevelDebug
+	if !p.synced.Swap(true) {
+		level = slog.LevelInfo
+	}
 	p.readyOnce.Do(func() { close(p.ready) })
-	p.log.Info("config applied", "pods", len(s.Pods), "services", len(s.Services), "namespaces", len(s.Namespaces),
+	p.log.Log(context.Background(), level, "config applied", "changed", changed, "took", time.Since(start),
+		"pods", len(s.Pods), "services", len(s.Services), "namespaces", len(s.Namespaces),
 		"authorizationpolicies", len(s.AuthorizationPolicies), "peerauthentications", len(s.PeerAuthentications))
 	return m
 }
@@ -226,6 +237,12 @@ func (p *plane) serveGRPC(ctx context.Context, g *errgroup.Group) error {
 func serveMonitoring(ctx context.Context, addr string, synced *atomic.Bool) error {
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.Handler())
+	// Profiles, as istiod serves them on its monitoring port (loopback or pod network
+	// only; the chart does not expose the port outside the cluster).
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	mux.HandleFunc("/ready", func(w http.ResponseWriter, _ *http.Request) {
 		if !synced.Load() {
 			http.Error(w, "config not loaded", http.StatusServiceUnavailable)

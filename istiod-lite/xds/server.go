@@ -1,7 +1,8 @@
 // Package xds serves istiod-lite's workload discovery (WDS) to ztunnels: delta xDS
 // (DeltaAggregatedResources) with Istio's istio.workload.Address and
-// istio.security.Authorization resources, on go-control-plane's server and one
-// LinearCache per type. Resources are versioned by content hash, so only changed
+// istio.security.Authorization resources, on go-control-plane's server with one
+// incremental delta cache per type (deltaCache: a change costs O(changed resources) per
+// subscriber). Resources are versioned by content hash, so only changed
 // resources are pushed and a reconnecting client that reports the versions it holds
 // (initial_resource_versions) is not sent them again, even by a restarted istiod-lite
 // (F-CP-2).
@@ -35,8 +36,8 @@ const (
 // Register, and feed it models with Update; it is safe for concurrent use.
 type Server struct {
 	log     *slog.Logger
-	address *cachev3.LinearCache
-	authz   *cachev3.LinearCache
+	address *deltaCache
+	authz   *deltaCache
 	xds     serverv3.Server
 
 	mu           sync.Mutex
@@ -50,11 +51,10 @@ func New(logger *slog.Logger) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	cl := cacheLogger{logger.With("component", "xds-cache")}
 	s := &Server{
 		log:          logger,
-		address:      cachev3.NewLinearCache(TypeAddress, cachev3.WithLogger(cl)),
-		authz:        cachev3.NewLinearCache(TypeAuthorization, cachev3.WithLogger(cl)),
+		address:      newDeltaCache(TypeAddress),
+		authz:        newDeltaCache(TypeAuthorization),
 		current:      map[string]*workloadapi.Address{},
 		currentAuthz: map[string]*security.Authorization{},
 	}
@@ -95,12 +95,14 @@ func (s *Server) Update(m *model.Model) (changed int) {
 }
 
 // apply pushes the difference between the served resources cur and next into cache and
-// returns the new served set (a copy of next) and how many resources were upserted or
-// removed.
-func apply[T proto.Message](log *slog.Logger, cache *cachev3.LinearCache, kind string, cur, next map[string]T) (map[string]T, int) {
+// returns the new served set (next itself: models are immutable) and how many resources
+// were upserted or removed. A resource that is the same pointer as the served one is
+// unchanged without comparing it (model.Builder reuses unchanged resources), so a
+// one-pod change costs a map walk, not 10,000 proto comparisons.
+func apply[T proto.Message](log *slog.Logger, cache *deltaCache, kind string, cur, next map[string]T) (map[string]T, int) {
 	upserts := map[string]types.Resource{}
 	for name, r := range next {
-		if old, ok := cur[name]; !ok || !proto.Equal(old, r) {
+		if old, ok := cur[name]; !ok || (any(old) != any(r) && !proto.Equal(old, r)) {
 			upserts[name] = r
 		}
 	}
@@ -111,19 +113,15 @@ func apply[T proto.Message](log *slog.Logger, cache *cachev3.LinearCache, kind s
 		}
 	}
 	if len(upserts) == 0 && len(removed) == 0 {
-		return cur, 0
+		return next, 0
 	}
 	if err := cache.UpdateResources(upserts, removed); err != nil {
 		// Only a resource that fails to marshal gets here; the cache holds the new state
 		// and the watches of this push are retried on the next update.
 		log.Error("update wds cache", "type", kind, "err", err)
 	}
-	served := make(map[string]T, len(next))
-	for name, r := range next {
-		served[name] = r
-	}
-	log.Debug("wds updated", "type", kind, "upserted", len(upserts), "removed", len(removed), "total", len(served))
-	return served, len(upserts) + len(removed)
+	log.Debug("wds updated", "type", kind, "upserted", len(upserts), "removed", len(removed), "total", len(next))
+	return next, len(upserts) + len(removed)
 }
 
 // callbacks log stream lifecycles, NACKs and push sizes.

@@ -10,7 +10,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -63,26 +62,7 @@ func (s *Snapshot) Pod(namespace, name string) *corev1.Pod {
 // makes Load fail with the file name in the error: a broken config is never half-applied.
 // Namespaced objects with no namespace get "default".
 func Load(dir string) (*Snapshot, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, fmt.Errorf("load config dir: %w", err)
-	}
-	snap := &Snapshot{}
-	for _, e := range entries {
-		name := e.Name()
-		if e.IsDir() || strings.HasPrefix(name, ".") || !isManifest(name) {
-			continue
-		}
-		data, err := os.ReadFile(filepath.Join(dir, name))
-		if err != nil {
-			return nil, fmt.Errorf("load config dir: %w", err)
-		}
-		if err := snap.add(data); err != nil {
-			return nil, fmt.Errorf("load %s: %w", name, err)
-		}
-	}
-	snap.Sort()
-	return snap, nil
+	return new(Loader).Load(dir)
 }
 
 func isManifest(name string) bool {

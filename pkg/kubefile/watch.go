@@ -18,22 +18,30 @@ type Watcher struct {
 	// logged and skipped; the previous snapshot stays in force (fail closed: nothing
 	// half-parsed is ever delivered).
 	OnChange func(*Snapshot)
-	// Debounce groups bursts of file events; 0 means 50ms.
+	// Debounce is the window that groups file events into one reload: it opens at the
+	// first event after a reload and is not extended by later events, so continuous
+	// changes still reload once per window. 0 means DefaultDebounce.
 	Debounce time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 }
 
+// DefaultDebounce is the Watcher's default reload window: long enough to gather the
+// events of one editor or tool write, short enough to keep event-to-push low (F-CP-4).
+const DefaultDebounce = 20 * time.Millisecond
+
 // Run loads the directory, then watches it until ctx ends. It returns an error if the
-// first load or the watch setup fails.
+// first load or the watch setup fails. Reloads parse only the files that changed
+// (Loader), so objects in unchanged files are the same pointers in successive
+// snapshots.
 func (w *Watcher) Run(ctx context.Context) error {
 	log := w.Logger
 	if log == nil {
 		log = slog.Default()
 	}
 	debounce := w.Debounce
-	if debounce == 0 {
-		debounce = 50 * time.Millisecond
+	if debounce <= 0 {
+		debounce = DefaultDebounce
 	}
 	fw, err := fsnotify.NewWatcher()
 	if err != nil {
@@ -43,11 +51,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if err := fw.Add(w.Dir); err != nil {
 		return fmt.Errorf("watch config dir: %w", err)
 	}
-	snap, err := Load(w.Dir)
+	var loader Loader
+	snap, err := loader.Load(w.Dir)
 	if err != nil {
 		return err
 	}
 	w.OnChange(snap)
+	pending := false
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -61,14 +71,18 @@ func (w *Watcher) Run(ctx context.Context) error {
 				return nil
 			}
 			log.Debug("config dir event", "event", ev.String())
-			timer.Reset(debounce)
+			if !pending {
+				pending = true
+				timer.Reset(debounce)
+			}
 		case err, ok := <-fw.Errors:
 			if !ok {
 				return nil
 			}
 			log.Warn("config dir watch error", "err", err)
 		case <-timer.C:
-			snap, err := Load(w.Dir)
+			pending = false
+			snap, err := loader.Load(w.Dir)
 			if err != nil {
 				log.Error("config dir reload failed; keeping previous config", "err", err)
 				continue

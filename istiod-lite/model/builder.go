@@ -1,0 +1,143 @@
+package model
+
+import (
+	"slices"
+
+	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	"istio.io/istio/pkg/workloadapi"
+	"istio.io/istio/pkg/workloadapi/security"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ambitmesh/ambit/istiod-lite/policy"
+	"github.com/ambitmesh/ambit/pkg/kubefile"
+)
+
+// Builder computes models of successive snapshots incrementally (F-CP-4): it remembers
+// the previous snapshot's objects by identity and reuses a resource, the very same
+// pointer, when none of its inputs changed. A Workload's inputs are its pod, the pod's
+// Namespace, the Services of that namespace and the policy objects; a Service's input is
+// the Service alone; the policy set is reconverted only when a policy object changed.
+// The models it returns are equal to Build's for the same snapshot.
+//
+// It relies on what both config sources guarantee: objects in a snapshot are immutable
+// and a changed object is a new pointer (client-go informers replace cached objects;
+// kubefile.Loader reparses only changed files). A caller that modifies an object in
+// place must use a new Builder. A Builder is not safe for concurrent use.
+type Builder struct {
+	o    Options
+	last *memo
+}
+
+// memo is what one Build leaves for the next.
+type memo struct {
+	authz      []*securityv1.AuthorizationPolicy
+	peer       []*securityv1.PeerAuthentication
+	policies   *policy.Set
+	namespaces map[string]nsInputs
+	services   map[*corev1.Service]*workloadapi.Address
+	workloads  map[podKey]podOutput
+}
+
+// nsInputs are the namespace-wide inputs of the namespace's workloads.
+type nsInputs struct {
+	ns       *corev1.Namespace // nil when absent
+	services []*corev1.Service
+}
+
+// podOutput is a pod, whether it is enrolled and the Address built from it (nil when
+// the pod has no usable IP).
+type podOutput struct {
+	pod      *corev1.Pod
+	enrolled bool
+	addr     *workloadapi.Address
+}
+
+// NewBuilder returns a Builder with no history: its first Build computes everything.
+func NewBuilder(o Options) *Builder {
+	return &Builder{o: o.withDefaults()}
+}
+
+// Build computes the model of s, reusing what the previous call computed for objects
+// that did not change. A nil snapshot gives an empty model (and forgets the history).
+func (b *Builder) Build(s *kubefile.Snapshot) *Model {
+	m := &Model{
+		Authorizations: map[string]*security.Authorization{},
+		trustDomain:    b.o.TrustDomain,
+	}
+	if s == nil {
+		m.Addresses, m.pods = map[string]*workloadapi.Address{}, map[podKey]podOutput{}
+		b.last = nil
+		return m
+	}
+	last := b.last
+	if last == nil {
+		last = &memo{}
+	}
+	next := &memo{
+		authz:      s.AuthorizationPolicies,
+		peer:       s.PeerAuthentications,
+		policies:   last.policies,
+		namespaces: map[string]nsInputs{},
+		services:   make(map[*corev1.Service]*workloadapi.Address, len(s.Services)),
+		workloads:  make(map[podKey]podOutput, len(s.Pods)),
+	}
+	policiesSame := last.policies != nil && slices.Equal(last.authz, s.AuthorizationPolicies) &&
+		slices.Equal(last.peer, s.PeerAuthentications)
+	if !policiesSame {
+		next.policies = policy.Build(s.AuthorizationPolicies, s.PeerAuthentications, policy.Options{RootNamespace: b.o.RootNamespace})
+	}
+	bc := newBuilder(s, b.o, next.policies)
+	m.Addresses = make(map[string]*workloadapi.Address, len(s.Pods)+len(s.Services))
+	m.pods = next.workloads
+	m.Authorizations, m.Problems = next.policies.Authorizations, next.policies.Problems
+
+	for _, svc := range s.Services {
+		addr, ok := last.services[svc]
+		if !ok {
+			if out := bc.service(svc); out != nil {
+				addr = &workloadapi.Address{Type: &workloadapi.Address_Service{Service: out}}
+			}
+		}
+		next.services[svc] = addr
+		if addr != nil {
+			out := addr.GetService()
+			m.Addresses[ServiceName(out.Namespace, out.Hostname)] = addr
+		}
+	}
+
+	// A namespace is clean when the policies, the Namespace object and its Services are
+	// the same objects as last time: its unchanged pods keep their workloads.
+	clean := map[string]bool{}
+	isClean := func(ns string) bool {
+		if c, ok := clean[ns]; ok {
+			return c
+		}
+		in := nsInputs{ns: bc.namespaces[ns], services: bc.services[ns]}
+		next.namespaces[ns] = in
+		prev, ok := last.namespaces[ns]
+		c := policiesSame && ok && prev.ns == in.ns && slices.Equal(prev.services, in.services)
+		clean[ns] = c
+		return c
+	}
+
+	for _, pod := range s.Pods {
+		if isTerminal(pod) {
+			continue
+		}
+		key := podKey{pod.Namespace, pod.Name}
+		nsClean := isClean(pod.Namespace) // first: it records the namespace's inputs for next time
+		out, ok := last.workloads[key]
+		if !nsClean || !ok || out.pod != pod {
+			out = podOutput{pod: pod, enrolled: bc.enrolled(pod)}
+			if w := bc.workload(pod); w != nil {
+				out.addr = &workloadapi.Address{Type: &workloadapi.Address_Workload{Workload: w}}
+			}
+		}
+		next.workloads[key] = out
+		if out.addr != nil {
+			m.Addresses[out.addr.GetWorkload().Uid] = out.addr
+		}
+	}
+	b.last = next
+	return m
+}
