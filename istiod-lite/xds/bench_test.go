@@ -4,9 +4,16 @@ import (
 	"fmt"
 	"testing"
 
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
+	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
+	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
+	stream "github.com/envoyproxy/go-control-plane/pkg/server/stream/v3"
+	"google.golang.org/protobuf/proto"
+	"istio.io/istio/pkg/workloadapi"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
+	k8stypes "k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/ambitmesh/ambit/istiod-lite/model"
@@ -42,7 +49,7 @@ func scalePod(i, services int, ip string) *corev1.Pod {
 	svc := i % services
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: fmt.Sprintf("pod-%d", i), Namespace: fmt.Sprintf("ns-%d", svc%10), UID: types.UID(fmt.Sprintf("uid-%d", i)),
+			Name: fmt.Sprintf("pod-%d", i), Namespace: fmt.Sprintf("ns-%d", svc%10), UID: k8stypes.UID(fmt.Sprintf("uid-%d", i)),
 			Labels: map[string]string{"app": fmt.Sprintf("svc-%d", svc)},
 		},
 		Spec: corev1.PodSpec{NodeName: fmt.Sprintf("node-%d", i%20), ServiceAccountName: fmt.Sprintf("sa-%d", svc)},
@@ -103,5 +110,53 @@ func TestUpdateCountsChangedResources(t *testing.T) {
 	snap.Pods[0] = p
 	if n := s.Update(model.Build(snap, model.Options{})); n != 1 {
 		t.Fatalf("one pod's new IP changed %d resources, want 1", n)
+	}
+}
+
+// BenchmarkCachePushOneChange100Subscribers is the delta cache's share of a push at
+// 11,000 resources: one resource changes and each of 100 up-to-date wildcard
+// subscribers gets its response and opens its next watch, as the go-control-plane
+// server does after sending.
+func BenchmarkCachePushOneChange100Subscribers(b *testing.B) {
+	snap := scaleSnapshot(10000, 1000)
+	m := model.Build(snap, model.Options{})
+	c := newDeltaCache(TypeAddress)
+	all := map[string]types.Resource{}
+	for name, a := range m.Addresses {
+		all[name] = a
+	}
+	if err := c.UpdateResources(all, nil); err != nil {
+		b.Fatal(err)
+	}
+	subs := make([]*stream.Subscription, 100)
+	chans := make([]chan cachev3.DeltaResponse, 100)
+	watch := func(i int, nonce string) {
+		if _, err := c.CreateDeltaWatch(&discoveryv3.DeltaDiscoveryRequest{TypeUrl: TypeAddress, ResponseNonce: nonce}, subs[i], chans[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range subs {
+		s := stream.NewDeltaSubscription(nil, nil, nil, true)
+		subs[i], chans[i] = &s, make(chan cachev3.DeltaResponse, 1)
+		watch(i, "")
+		subs[i].SetReturnedResources((<-chans[i]).GetReturnedResources())
+		watch(i, "1")
+	}
+	name := model.WorkloadUID("Kubernetes", "ns-0", "pod-0")
+	w := proto.Clone(m.Addresses[name]).(*workloadapi.Address)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		w.GetWorkload().CanonicalRevision = fmt.Sprint(i)
+		if err := c.UpdateResources(map[string]types.Resource{name: proto.Clone(w)}, nil); err != nil {
+			b.Fatal(err)
+		}
+		for j := range subs {
+			r := <-chans[j]
+			if out, _ := r.GetDeltaDiscoveryResponse(); len(out.GetResources()) != 1 {
+				b.Fatalf("subscriber %d got %d resources, want 1", j, len(out.GetResources()))
+			}
+			subs[j].SetReturnedResources(r.GetReturnedResources())
+			watch(j, "n")
+		}
 	}
 }
