@@ -87,14 +87,20 @@ test: deps check-generate test-unit test-privileged test-interop test-kube test-
 demo: deps build
 	$(BIN)/ambit-demo --bin $(BIN)
 
-# bench measures direct, l4, peer-hbone (Istio's Go HBONE) and plain-tls on the demo
-# topology (a report, not a test); see bench/README.md.
-bench: deps build
+# bench measures direct, l4, peer-hbone (Istio's Go HBONE) and plain-tls (l7 listed,
+# skipped until waypoints exist), cross-node and same-node, on the demo topology, then
+# istiod-lite at 10k pods / 1k services / 100 delta xDS clients through the file source
+# and a real kube-apiserver (a report, not a test; about 18 minutes). BENCH_ARGS and
+# CPBENCH_ARGS pass flags, e.g. BENCH_ARGS=--full for performance.md's durations; see
+# bench/README.md.
+bench: deps build kube-tools
 	@GO=$(GO) ./hack/install-bench-tools.sh
 	$(GO) build -o $(BIN)/ambit-bench ./bench/cmd/ambit-bench
 	$(GO) build -o $(BIN)/ambit-tlsfwd ./bench/cmd/ambit-tlsfwd
 	cd e2e/interop && $(GO) build -o $(abspath $(BIN))/istio-hbone-fwd ./cmd/istio-hbone-fwd
-	$(BIN)/ambit-bench --bin $(BIN) --fortio $(CURDIR)/.cache/tools/fortio --out $(CURDIR)/bench/out
+	$(BIN)/ambit-bench --bin $(BIN) --fortio $(CURDIR)/.cache/tools/fortio --out $(CURDIR)/bench/out $(BENCH_ARGS)
+	$(GO) build -o $(BIN)/ambit-cpbench ./bench/cmd/ambit-cpbench
+	$(BIN)/ambit-cpbench --bin $(BIN) --kube-bin $(KUBE_BIN) --out $(CURDIR)/bench/out $(CPBENCH_ARGS)
 
 clean:
 	rm -rf $(BIN)

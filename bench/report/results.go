@@ -1,6 +1,7 @@
-// Package report holds the benchmark's results (per mode, per round), derives the
-// medians, the comparison with the `direct` baseline and the status of the targets of
-// /work/shared/spec/performance.md, and renders them as Markdown and JSON.
+// Package report holds the benchmark's results (per topology and mode, per round),
+// derives the medians, the comparisons with the `direct` baseline of the same topology
+// and the status of the targets of /work/shared/spec/performance.md, and renders them
+// as Markdown and JSON.
 package report
 
 import (
@@ -9,104 +10,101 @@ import (
 	"os"
 	"path/filepath"
 	"time"
-
-	"github.com/ambitmesh/ambit/bench/measure"
 )
 
 // Mode names, as performance.md's "Modes".
 const (
 	Baseline  = "direct"     // pods not enrolled, plain TCP: every mode is compared with it
-	L4        = "l4"         // both pods enrolled: two ztunnels over HBONE
+	L4        = "l4"         // both pods enrolled: ztunnels over HBONE
+	L7        = "l7"         // as l4 plus a waypoint for the server's service
 	PeerHBONE = "peer-hbone" // Istio's Go HBONE client and server in place of the ztunnels
 	PlainTLS  = "plain-tls"  // a minimal crypto/tls forwarder, one TLS connection per flow
 )
 
-// Figures are one mode's numbers from one round, or their medians over the rounds. The
-// proxies are the processes that carry the mode's bytes (l4: both ztunnels; peer-hbone
-// and plain-tls: the client and server forwarders); for direct they are the ztunnels,
-// which are off the path, so their figures are the idle background.
-type Figures struct {
-	Gbps1         float64 `json:"iperf3_1_stream_gbps"`                // iperf3 single stream, Gbit/s
-	Gbps4         float64 `json:"iperf3_4_streams_gbps"`               // iperf3 -P 4, Gbit/s
-	ConnsPerSec   float64 `json:"connections_per_second"`              // new TCP connections/s, fortio -keepalive=false
-	P50Micros     float64 `json:"latency_p50_us"`                      // fortio at the fixed rate, µs
-	P90Micros     float64 `json:"latency_p90_us"`                      // µs
-	P99Micros     float64 `json:"latency_p99_us"`                      // µs
-	ProxyCores    float64 `json:"proxies_cores_during_latency"`        // both proxies together, CPU s per s
-	ProxyCPUPerGB float64 `json:"proxies_cpu_seconds_per_gb_1_stream"` // both proxies' CPU s per 10^9 bytes received
+// Topologies, as performance.md's "Topology". Every comparison stays inside one.
+const (
+	CrossNode = "cross-node" // client pod on node-a, server pod on node-b: the targets read it
+	SameNode  = "same-node"  // client and server pods both on node-a
+)
+
+// HeadlineConns is the connection count of the latency point the main table and the
+// targets read (performance.md: added p99 and ztunnel CPU at 1000 req/s over 4 conns).
+const HeadlineConns = 4
+
+// Latency is one fixed-rate latency point (fortio, one connection count) of one mode
+// and round, or the medians over the rounds. The proxies are those of Figures.
+type Latency struct {
+	Conns         int     `json:"connections"`
+	QPS           float64 `json:"achieved_qps"`
+	P50Micros     float64 `json:"p50_us"`
+	P90Micros     float64 `json:"p90_us"`
+	P99Micros     float64 `json:"p99_us"`
+	ProxyCores    float64 `json:"proxies_cores"`                         // both proxies together, CPU s per s
+	ProxyCPUPer1k float64 `json:"proxies_cpu_seconds_per_1000_requests"` // both proxies' CPU s per 1000 calls
 }
 
-// fields lists every figure once, so medians and tables cannot miss one.
-var fields = []struct {
-	title string
-	get   func(*Figures) *float64
-	prec  int
-}{
-	{"iperf3 1 stream Gbit/s", func(f *Figures) *float64 { return &f.Gbps1 }, 2},
-	{"iperf3 4 streams Gbit/s", func(f *Figures) *float64 { return &f.Gbps4 }, 2},
-	{"new conns/s", func(f *Figures) *float64 { return &f.ConnsPerSec }, 0},
-	{"p50 µs", func(f *Figures) *float64 { return &f.P50Micros }, 0},
-	{"p90 µs", func(f *Figures) *float64 { return &f.P90Micros }, 0},
-	{"p99 µs", func(f *Figures) *float64 { return &f.P99Micros }, 0},
-	{"proxies' CPU cores at load (both)", func(f *Figures) *float64 { return &f.ProxyCores }, 3},
-	{"proxies' CPU-s per GB (1 stream)", func(f *Figures) *float64 { return &f.ProxyCPUPerGB }, 2},
+// Figures are one mode's numbers from one round, or their medians over the rounds. The
+// proxies are the processes that carry the mode's bytes (l4: the ztunnels on the path;
+// peer-hbone and plain-tls: the client and server forwarders); for direct they are
+// both ztunnels, which are off the path, so their figures are the idle background.
+type Figures struct {
+	Gbps1         float64   `json:"iperf3_1_stream_gbps"`                // iperf3 single stream, Gbit/s
+	Gbps4         float64   `json:"iperf3_4_streams_gbps"`               // iperf3 -P 4, Gbit/s
+	ConnsPerSec   float64   `json:"connections_per_second"`              // new TCP connections/s, fortio -keepalive=false
+	ProxyCPUPerGB float64   `json:"proxies_cpu_seconds_per_gb_1_stream"` // proxies' CPU s per 10^9 bytes received
+	Latency       []Latency `json:"latency"`                             // one point per connection count, in --latency-conns order
+}
+
+// At returns the latency point measured over conns connections, or nil.
+func (f *Figures) At(conns int) *Latency {
+	if f == nil {
+		return nil
+	}
+	for i := range f.Latency {
+		if f.Latency[i].Conns == conns {
+			return &f.Latency[i]
+		}
+	}
+	return nil
 }
 
 // Proxy is the resident memory of one process on a mode's path, MiB. Go keeps freed
-// heap for minutes, so memory at load is read before the mode's first bulk transfer,
-// and the peak over the whole run (bulk transfers included) is reported apart.
+// heap for minutes, so memory at load is read in the first round's latency phase,
+// before any bulk transfer, and the peak over the whole run is reported apart.
 type Proxy struct {
-	Name       string  `json:"name"`         // e.g. "ztunnel node-a", "client forwarder"
+	Name       string  `json:"name"`         // e.g. "ztunnel node-a", "client forwarder (node-a)"
 	IdleRSSMiB float64 `json:"idle_rss_mib"` // pods deployed, before any traffic
-	LoadRSSMiB float64 `json:"load_rss_mib"` // largest VmRSS sampled during the mode's first latency run
+	LoadRSSMiB float64 `json:"load_rss_mib"` // largest VmRSS sampled during the mode's first-round latency runs
 	PeakRSSMiB float64 `json:"peak_rss_mib"` // VmHWM at the end of the run
 }
 
-// Mode is one mode's results. A mode that failed keeps the rounds it completed and
-// the first error.
+// Mode is one mode's results in one topology. A mode that failed keeps the rounds it
+// completed and the first error; a skipped mode says why and has no rounds.
 type Mode struct {
-	Name    string    `json:"name"`
-	Error   string    `json:"error,omitempty"`
-	Rounds  []Figures `json:"rounds"`
-	Median  *Figures  `json:"median,omitempty"`  // set by Results.Summarize; nil without rounds
-	Proxies []Proxy   `json:"proxies,omitempty"` // memory of the processes on the path; none for direct
+	Name     string    `json:"name"`
+	Topology string    `json:"topology"`
+	Skipped  string    `json:"skipped,omitempty"` // why the mode was not measured (not a failure)
+	Error    string    `json:"error,omitempty"`
+	Rounds   []Figures `json:"rounds"`
+	Median   *Figures  `json:"median,omitempty"`  // set by Results.Summarize; nil without rounds
+	Proxies  []Proxy   `json:"proxies,omitempty"` // memory of the processes on the path; none for direct
 }
 
 // Settings record how the run measured, so a reader can judge the numbers.
 type Settings struct {
-	Rounds          int    `json:"rounds"`
-	IperfSeconds    int    `json:"iperf3_seconds"`
-	LatencyDuration string `json:"latency_duration"`
-	LatencyQPS      int    `json:"latency_qps"`
-	LatencyConns    int    `json:"latency_connections"`
-	PayloadBytes    int    `json:"payload_bytes"`
-	ConnDuration    string `json:"connection_rate_duration"`
-	ConnConns       int    `json:"connection_rate_connections"`
-	CPUs            int    `json:"cpus"`
-	Kernel          string `json:"kernel"`
-	LoadAvgAtStart  string `json:"loadavg_at_start"`
+	Rounds          int      `json:"rounds"`
+	Topologies      []string `json:"topologies"`
+	IperfSeconds    int      `json:"iperf3_seconds"`
+	LatencyDuration string   `json:"latency_duration_per_point"`
+	LatencyQPS      int      `json:"latency_qps"`
+	LatencyConns    []int    `json:"latency_connections"`
+	PayloadBytes    int      `json:"payload_bytes"`
+	ConnDuration    string   `json:"connection_rate_duration"`
+	ConnConns       int      `json:"connection_rate_connections"`
+	CPUs            int      `json:"cpus"`
+	Kernel          string   `json:"kernel"`
+	LoadAvgAtStart  string   `json:"loadavg_at_start"`
 }
-
-// Comparison is a mode against another (Against), from the medians: ratios
-// (mode/against) of the rates, of p99 and, between two modes with proxies on the
-// path, of the proxies' CPU; and the latency the mode adds (mode − against, µs).
-type Comparison struct {
-	Mode          string  `json:"mode"`
-	Against       string  `json:"against"`
-	Gbps1Ratio    float64 `json:"iperf3_1_stream_ratio"`
-	Gbps4Ratio    float64 `json:"iperf3_4_streams_ratio"`
-	ConnsRatio    float64 `json:"connections_per_second_ratio"`
-	AddedP50      float64 `json:"added_p50_us"`
-	AddedP90      float64 `json:"added_p90_us"`
-	AddedP99      float64 `json:"added_p99_us"`
-	P99Ratio      float64 `json:"p99_ratio"`
-	CoresRatio    float64 `json:"proxies_cores_ratio,omitempty"`              // 0 against direct
-	CPUPerGBRatio float64 `json:"proxies_cpu_seconds_per_gb_ratio,omitempty"` // 0 against direct
-}
-
-// peerComparisons are the pairs compared besides every mode against Baseline: the
-// targets' l4 against the two baselines of encrypted forwarding.
-var peerComparisons = [][2]string{{L4, PeerHBONE}, {L4, PlainTLS}}
 
 // Results is one benchmark run.
 type Results struct {
@@ -119,17 +117,17 @@ type Results struct {
 	Targets     []Target     `json:"targets"`     // set by Summarize
 }
 
-// Mode returns the named mode, adding it (in call order) when new.
-func (r *Results) Mode(name string) *Mode {
-	if m := r.find(name); m != nil {
+// Mode returns the named mode of the topology, adding it (in call order) when new.
+func (r *Results) Mode(topology, name string) *Mode {
+	if m := r.find(topology, name); m != nil {
 		return m
 	}
-	m := &Mode{Name: name}
+	m := &Mode{Name: name, Topology: topology}
 	r.Modes = append(r.Modes, m)
 	return m
 }
 
-// Failed reports whether any mode recorded an error.
+// Failed reports whether any mode recorded an error (a skipped mode is no failure).
 func (r *Results) Failed() bool {
 	for _, m := range r.Modes {
 		if m.Error != "" {
@@ -139,78 +137,27 @@ func (r *Results) Failed() bool {
 	return false
 }
 
-// Summarize fills each mode's Median, the comparisons with Baseline and the targets.
-func (r *Results) Summarize() {
+// find returns the named mode of the topology or nil, without adding it.
+func (r *Results) find(topology, name string) *Mode {
 	for _, m := range r.Modes {
-		m.Median = nil
-		if len(m.Rounds) == 0 {
-			continue
-		}
-		med := &Figures{}
-		for _, f := range fields {
-			xs := make([]float64, len(m.Rounds))
-			for i := range m.Rounds {
-				xs[i] = *f.get(&m.Rounds[i])
-			}
-			*f.get(med) = measure.Median(xs)
-		}
-		m.Median = med
-	}
-	r.Comparisons = nil
-	for _, m := range r.Modes {
-		if m.Name != Baseline {
-			r.compare(m.Name, Baseline)
-		}
-	}
-	for _, p := range peerComparisons {
-		r.compare(p[0], p[1])
-	}
-	r.Targets = evaluateTargets(r)
-}
-
-// compare appends mode against other when both have medians.
-func (r *Results) compare(mode, other string) {
-	x, y := r.find(mode), r.find(other)
-	if x == nil || y == nil || x.Median == nil || y.Median == nil {
-		return
-	}
-	a, b := x.Median, y.Median
-	c := Comparison{
-		Mode: mode, Against: other, Gbps1Ratio: ratio(a.Gbps1, b.Gbps1), Gbps4Ratio: ratio(a.Gbps4, b.Gbps4),
-		ConnsRatio: ratio(a.ConnsPerSec, b.ConnsPerSec), P99Ratio: ratio(a.P99Micros, b.P99Micros),
-		AddedP50: a.P50Micros - b.P50Micros, AddedP90: a.P90Micros - b.P90Micros, AddedP99: a.P99Micros - b.P99Micros,
-	}
-	if other != Baseline {
-		c.CoresRatio, c.CPUPerGBRatio = ratio(a.ProxyCores, b.ProxyCores), ratio(a.ProxyCPUPerGB, b.ProxyCPUPerGB)
-	}
-	r.Comparisons = append(r.Comparisons, c)
-}
-
-// find returns the named mode or nil, without adding it.
-func (r *Results) find(name string) *Mode {
-	for _, m := range r.Modes {
-		if m.Name == name {
+		if m.Name == name && m.Topology == topology {
 			return m
 		}
 	}
 	return nil
 }
 
-// comparison returns the comparison of mode against other, or nil.
-func (r *Results) comparison(mode, other string) *Comparison {
-	for i := range r.Comparisons {
-		if c := &r.Comparisons[i]; c.Mode == mode && c.Against == other {
-			return c
+// topologies lists the topologies of the modes, in order of first appearance.
+func (r *Results) topologies() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, m := range r.Modes {
+		if !seen[m.Topology] {
+			seen[m.Topology] = true
+			out = append(out, m.Topology)
 		}
 	}
-	return nil
-}
-
-func ratio(a, b float64) float64 {
-	if b == 0 {
-		return 0
-	}
-	return a / b
+	return out
 }
 
 // WriteFiles writes results.json and results.md into dir, creating it.

@@ -23,17 +23,6 @@ const (
 // certTTL is the forwarders' certificate lifetime; it outlasts any run.
 const certTTL = 12 * time.Hour
 
-// forwarded reports whether the mode carries its bytes with a pair of forwarders.
-func forwarded(mode string) bool { return mode == report.PeerHBONE || mode == report.PlainTLS }
-
-// forwarderBinary is the mode's forwarder binary name.
-func forwarderBinary(mode string) string {
-	if mode == report.PeerHBONE {
-		return hboneFwdBin
-	}
-	return tlsFwdBin
-}
-
 // serverForwarderPorts are the ports the mode's server forwarder listens on.
 func serverForwarderPorts(mode string) []int {
 	switch mode {
@@ -67,29 +56,30 @@ func forwarderArgs(mode string, server netip.Addr) (serverArgs, clientArgs []str
 }
 
 // startForwarders issues the pods' certificates from the mesh CA (identities of the
-// mode's client and server service accounts), starts the server forwarder in the server
+// case's client and server service accounts), starts the server forwarder in the server
 // pod and the client forwarder in the client pod, and points the pair at the client
 // forwarder.
-func (b *bench) startForwarders(ctx context.Context, mode string, p *pair) error {
-	bin := filepath.Join(b.cfg.bin, forwarderBinary(mode))
-	serverArgs, clientArgs := forwarderArgs(mode, p.server.IP)
+func (b *bench) startForwarders(ctx context.Context, bc benchCase, p *pair) error {
+	bin := filepath.Join(b.cfg.bin, spec(bc.mode).forwarder)
+	serverArgs, clientArgs := forwarderArgs(bc.mode, p.server.IP)
+	ns := bc.namespace()
 	var procs [2]*cluster.Process
 	for i, s := range []struct {
 		role string
 		pod  *cluster.Pod
 		args []string
 	}{{"server", p.server, serverArgs}, {"client", p.client, clientArgs}} {
-		id := spiffe.Identity{TrustDomain: b.m.CA.TrustDomain(), Namespace: mode, ServiceAccount: s.role}
-		files, err := forward.IssueFiles(b.m.CA, id, certTTL, filepath.Join(b.m.Dir, "bench-certs", mode+"-"+s.role))
+		id := spiffe.Identity{TrustDomain: b.m.CA.TrustDomain(), Namespace: ns, ServiceAccount: s.role}
+		files, err := forward.IssueFiles(b.m.CA, id, certTTL, filepath.Join(b.m.Dir, "bench-certs", ns+"-"+s.role))
 		if err != nil {
 			return err
 		}
 		argv := append(append([]string{bin}, s.args...), files.Args()...)
-		if procs[i], err = s.pod.Start(ctx, b.m.LogPath(mode+"-"+s.role+"-forwarder"), argv...); err != nil {
+		if procs[i], err = s.pod.Start(ctx, b.m.LogPath(ns+"-"+s.role+"-forwarder"), argv...); err != nil {
 			return fmt.Errorf("start %s forwarder: %w", s.role, err)
 		}
 	}
 	p.target = netip.MustParseAddr("127.0.0.1")
-	p.proxies = []proxy{{"client forwarder (node-a)", procs[1].Pid}, {"server forwarder (node-b)", procs[0].Pid}}
+	p.proxies = []proxy{{"client forwarder (" + clientNode + ")", procs[1].Pid}, {"server forwarder (" + bc.serverNode() + ")", procs[0].Pid}}
 	return nil
 }

@@ -1,13 +1,15 @@
 // Command ambit-bench measures Ambit's data plane against plain TCP and two baselines
 // of encrypted forwarding on this machine (root): it starts a two-node mesh
-// (e2e/mesh), puts a client pod on node-a and a server pod on node-b in each mode's
-// namespace ("direct": not enrolled; "l4": ambient, through both ztunnels over HBONE;
-// "peer-hbone": not enrolled, through Istio's Go HBONE client and server in the pods;
-// "plain-tls": not enrolled, through a minimal TLS forwarder in the pods), and in
-// rotated rounds measures throughput (iperf3), latency at a fixed rate and connection
-// rate (fortio) and the CPU and memory of the processes carrying each mode's bytes.
-// It prints a Markdown table, writes results.json and results.md, and exits 1 when a
-// mode failed. It is what `make bench` runs; bench/README.md explains the output.
+// (e2e/mesh) and, per topology (cross-node: client pod on node-a, server pod on node-b;
+// same-node: both on node-a) and mode ("direct": not enrolled; "l4": ambient, through
+// the ztunnels over HBONE; "l7": listed, skipped until waypoints exist; "peer-hbone":
+// not enrolled, through Istio's Go HBONE client and server in the pods; "plain-tls":
+// not enrolled, through a minimal TLS forwarder in the pods), gives each case its own
+// namespace and pods. In rotated rounds it measures latency at a fixed rate over 1, 4
+// and 16 connections (fortio), the connection rate (fortio), throughput (iperf3) and the
+// CPU and memory of the processes carrying each case's bytes. It prints Markdown
+// tables, writes results.json and results.md, and exits 1 when a case failed. It is
+// what `make bench` runs; bench/README.md explains the output.
 // Method: /work/shared/spec/performance.md.
 package main
 
@@ -18,7 +20,6 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -27,13 +28,22 @@ import (
 // config is the run's settings, from flags.
 type config struct {
 	bin, fortio, iperf3, out string
-	modes                    []string
+	topologies, modes        []string
 	rounds                   int
 	iperfTime                time.Duration
 	latencyTime, connTime    time.Duration
+	latencyConns             []int
 	qps, conns, payload      int
 	keepLogs                 bool
 }
+
+// Durations of one run of each tool: the defaults keep `make bench` near a quarter of
+// an hour; --full uses performance.md's.
+const (
+	defaultIperfTime, fullIperfTime     = 3 * time.Second, 10 * time.Second
+	defaultLatencyTime, fullLatencyTime = 8 * time.Second, 20 * time.Second
+	defaultConnTime, fullConnTime       = 2 * time.Second, 5 * time.Second
+)
 
 func main() {
 	var c config
@@ -41,29 +51,38 @@ func main() {
 	flag.StringVar(&c.fortio, "fortio", "", "fortio binary (default: <bin>/../.cache/tools/fortio, as hack/install-bench-tools.sh installs it)")
 	flag.StringVar(&c.iperf3, "iperf3", "iperf3", "iperf3 binary")
 	flag.StringVar(&c.out, "out", "bench/out", "directory for results.json and results.md")
-	modes := flag.String("modes", strings.Join(allModes, ","), "comma-separated modes to measure, in the first round's order")
-	flag.IntVar(&c.rounds, "rounds", 3, "rounds per mode; figures are medians over rounds")
-	flag.DurationVar(&c.iperfTime, "iperf-time", 4*time.Second, "length of each iperf3 run (whole seconds)")
-	flag.DurationVar(&c.latencyTime, "latency-time", 15*time.Second, "length of each fixed-rate latency run")
-	flag.DurationVar(&c.connTime, "conn-time", 2*time.Second, "length of each connection-rate run")
-	flag.IntVar(&c.qps, "qps", 1000, "request rate of the latency run")
-	flag.IntVar(&c.conns, "conns", 4, "connections of the latency and connection-rate runs")
-	flag.IntVar(&c.payload, "payload", 1024, "request payload bytes of the latency run (echoed back)")
-	full := flag.Bool("full", false, "use performance.md's durations: iperf3 10s, latency 20s, connection rate 5s (about 9 minutes with 3 rounds of 4 modes)")
-	timeout := flag.Duration("timeout", 30*time.Minute, "overall deadline")
+	topologies := flag.String("topologies", strings.Join(allTopologies, ","), "comma-separated topologies to measure")
+	modes := flag.String("modes", strings.Join(modeNames(), ","), "comma-separated modes to measure, in the first round's order (l7 is listed as skipped until waypoints exist)")
+	flag.IntVar(&c.rounds, "rounds", 3, "rounds per case; figures are medians over rounds")
+	flag.DurationVar(&c.iperfTime, "iperf-time", defaultIperfTime, "length of each iperf3 run (whole seconds)")
+	flag.DurationVar(&c.latencyTime, "latency-time", defaultLatencyTime, "length of each fixed-rate latency run (one per connection count)")
+	flag.DurationVar(&c.connTime, "conn-time", defaultConnTime, "length of each connection-rate run")
+	latencyConns := flag.String("latency-conns", "1,4,16", "comma-separated connection counts of the latency runs (the targets read 4)")
+	flag.IntVar(&c.qps, "qps", 1000, "request rate of the latency runs")
+	flag.IntVar(&c.conns, "conns", 4, "connections of the connection-rate run and of the warm-up")
+	flag.IntVar(&c.payload, "payload", 1024, "request payload bytes of the latency runs (echoed back)")
+	full := flag.Bool("full", false, "use performance.md's durations: iperf3 10s, latency 20s per point, connection rate 5s")
+	timeout := flag.Duration("timeout", 0, "overall deadline (default: twice the estimated measuring time plus 10 minutes)")
 	flag.BoolVar(&c.keepLogs, "keep-logs", false, "keep the mesh work dir with component logs even on success")
 	flag.Parse()
 	if *full {
-		c.iperfTime, c.latencyTime, c.connTime = 10*time.Second, 20*time.Second, 5*time.Second
+		c.iperfTime, c.latencyTime, c.connTime = fullIperfTime, fullLatencyTime, fullConnTime
 	}
 	var err error
-	if c.modes, err = parseModes(*modes); err != nil {
+	if c.topologies, err = parseList("topologies", *topologies, allTopologies); err == nil {
+		if c.modes, err = parseList("modes", *modes, modeNames()); err == nil {
+			c.latencyConns, err = parseConns(*latencyConns)
+		}
+	}
+	if err == nil {
+		err = c.resolve()
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "ambit-bench:", err)
 		os.Exit(2)
 	}
-	if err := c.resolve(); err != nil {
-		fmt.Fprintln(os.Stderr, "ambit-bench:", err)
-		os.Exit(2)
+	if *timeout == 0 {
+		*timeout = 2*estimate(c, len(measured(cases(c.topologies, c.modes)))) + 10*time.Minute
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -98,33 +117,11 @@ func (c *config) resolve() error {
 		return err
 	}
 	for _, mode := range c.modes {
-		if !forwarded(mode) {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(c.bin, forwarderBinary(mode))); err != nil {
-			return fmt.Errorf("mode %s needs %s in --bin (make bench builds it): %w", mode, forwarderBinary(mode), err)
+		if s := spec(mode); s.forwarder != "" && s.skip == "" {
+			if _, err := os.Stat(filepath.Join(c.bin, s.forwarder)); err != nil {
+				return fmt.Errorf("mode %s needs %s in --bin (make bench builds it): %w", mode, s.forwarder, err)
+			}
 		}
 	}
 	return nil
-}
-
-// parseModes parses the --modes list: known modes, each once, at least one.
-func parseModes(s string) ([]string, error) {
-	var out []string
-	for _, m := range strings.Split(s, ",") {
-		m = strings.TrimSpace(m)
-		switch {
-		case m == "":
-			continue
-		case !slices.Contains(allModes, m):
-			return nil, fmt.Errorf("--modes: unknown mode %q (known: %s)", m, strings.Join(allModes, ", "))
-		case slices.Contains(out, m):
-			return nil, fmt.Errorf("--modes: %s given twice", m)
-		}
-		out = append(out, m)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("--modes: no mode given")
-	}
-	return out, nil
 }

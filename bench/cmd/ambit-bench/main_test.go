@@ -5,36 +5,70 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ambitmesh/ambit/bench/forward"
 	"github.com/ambitmesh/ambit/bench/report"
 )
 
-func TestParseModes(t *testing.T) {
+func TestParseList(t *testing.T) {
+	known := modeNames()
 	tests := []struct {
 		in   string
 		want []string
 		err  string
 	}{
-		{"direct,l4,peer-hbone,plain-tls", allModes, ""},
+		{"direct,l4,l7,peer-hbone,plain-tls", known, ""},
 		{" plain-tls , direct ", []string{"plain-tls", "direct"}, ""},
 		{"l4,", []string{"l4"}, ""},
-		{"l7", nil, "unknown mode"},
+		{"l7", []string{"l7"}, ""},
+		{"l8", nil, "unknown value"},
 		{"l4,l4", nil, "twice"},
-		{"", nil, "no mode"},
-		{",,", nil, "no mode"},
+		{"", nil, "nothing given"},
+		{",,", nil, "nothing given"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.in, func(t *testing.T) {
-			got, err := parseModes(tc.in)
+			got, err := parseList("modes", tc.in, known)
 			if tc.err != "" {
-				if err == nil || !strings.Contains(err.Error(), tc.err) {
-					t.Fatalf("parseModes(%q) = %v, %v; want error containing %q", tc.in, got, err, tc.err)
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !strings.Contains(err.Error(), "--modes") {
+					t.Fatalf("parseList(%q) = %v, %v; want error containing %q", tc.in, got, err, tc.err)
 				}
 				return
 			}
 			if err != nil || !slices.Equal(got, tc.want) {
-				t.Fatalf("parseModes(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+				t.Fatalf("parseList(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
+			}
+		})
+	}
+}
+
+func TestParseConns(t *testing.T) {
+	tests := []struct {
+		in   string
+		want []int
+		err  string
+	}{
+		{"1,4,16", []int{1, 4, 16}, ""},
+		{" 16 ,1", []int{16, 1}, ""},
+		{"4", []int{4}, ""},
+		{"0", nil, "not a connection count"},
+		{"-1", nil, "not a connection count"},
+		{"four", nil, "not a connection count"},
+		{"4,4", nil, "twice"},
+		{"", nil, "nothing given"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.in, func(t *testing.T) {
+			got, err := parseConns(tc.in)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("parseConns(%q) = %v, %v; want error containing %q", tc.in, got, err, tc.err)
+				}
+				return
+			}
+			if err != nil || !slices.Equal(got, tc.want) {
+				t.Fatalf("parseConns(%q) = %v, %v; want %v", tc.in, got, err, tc.want)
 			}
 		})
 	}
@@ -49,6 +83,121 @@ func TestRotation(t *testing.T) {
 	}
 	if strings.Join(modes, "") != "abcd" {
 		t.Errorf("rotation changed its input: %v", modes)
+	}
+	if got := rotation([]int{1, 4, 16}, 1); !slices.Equal(got, []int{4, 16, 1}) {
+		t.Errorf("conns rotated once: %v", got)
+	}
+	if got := rotation([]int(nil), 2); got != nil {
+		t.Errorf("rotation of nothing: %v", got)
+	}
+}
+
+// TestCases: every topology gets every mode in its own namespace; same-node servers
+// sit beside the client; the skipped l7 is listed but not measured.
+func TestCases(t *testing.T) {
+	all := cases(allTopologies, modeNames())
+	if len(all) != 10 {
+		t.Fatalf("%d cases, want 2 topologies × 5 modes: %v", len(all), all)
+	}
+	namespaces := map[string]bool{}
+	for _, bc := range all {
+		if namespaces[bc.namespace()] {
+			t.Errorf("namespace %s used twice", bc.namespace())
+		}
+		namespaces[bc.namespace()] = true
+	}
+	for _, tc := range []struct {
+		bc         benchCase
+		ns, server string
+	}{
+		{benchCase{report.CrossNode, report.L4}, "l4-cross", "node-b"},
+		{benchCase{report.SameNode, report.L4}, "l4-same", "node-a"},
+		{benchCase{report.SameNode, report.PeerHBONE}, "peer-hbone-same", "node-a"},
+	} {
+		if tc.bc.namespace() != tc.ns || tc.bc.serverNode() != tc.server {
+			t.Errorf("%s: namespace %s on %s, want %s on %s", tc.bc, tc.bc.namespace(), tc.bc.serverNode(), tc.ns, tc.server)
+		}
+	}
+	m := measured(all)
+	if len(m) != 8 || slices.ContainsFunc(m, func(bc benchCase) bool { return bc.mode == report.L7 }) {
+		t.Errorf("measured cases %v, want all but l7", m)
+	}
+	if len(all) != 10 {
+		t.Error("measured changed its input")
+	}
+	if spec(report.L7).skip != "waypoints not built yet (issue 5)" {
+		t.Errorf("l7 skip reason %q", spec(report.L7).skip)
+	}
+}
+
+func TestPathZtunnels(t *testing.T) {
+	b := &bench{ztunnels: map[string]proxy{"node-a": {"ztunnel node-a", 1}, "node-b": {"ztunnel node-b", 2}}}
+	names := func(ps []proxy) string {
+		var s []string
+		for _, p := range ps {
+			s = append(s, p.name)
+		}
+		return strings.Join(s, ",")
+	}
+	for _, tc := range []struct {
+		bc   benchCase
+		want string
+	}{
+		{benchCase{report.CrossNode, report.L4}, "ztunnel node-a,ztunnel node-b"},
+		{benchCase{report.SameNode, report.L4}, "ztunnel node-a"},
+		{benchCase{report.SameNode, report.Baseline}, "ztunnel node-a,ztunnel node-b"},
+	} {
+		if got := names(b.pathZtunnels(tc.bc)); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.bc, got, tc.want)
+		}
+	}
+}
+
+func TestPathError(t *testing.T) {
+	zero := map[string]ztunnelCount{"node-a": {}, "node-b": {}}
+	counts := func(aIn, aTotal, bIn, bTotal float64) map[string]ztunnelCount {
+		return map[string]ztunnelCount{"node-a": {aIn, aTotal}, "node-b": {bIn, bTotal}}
+	}
+	tests := []struct {
+		name  string
+		bc    benchCase
+		after map[string]ztunnelCount
+		err   string
+	}{
+		{"cross l4 through node-b", benchCase{report.CrossNode, report.L4}, counts(0, 4, 4, 4), ""},
+		{"cross l4 bypassed", benchCase{report.CrossNode, report.L4}, counts(0, 4, 0, 0), "no new inbound mTLS"},
+		{"same l4 through node-a", benchCase{report.SameNode, report.L4}, counts(4, 8, 0, 0), ""},
+		{"same l4 bypassed", benchCase{report.SameNode, report.L4}, counts(0, 4, 0, 0), "no new inbound mTLS"},
+		{"same l4 via node-b", benchCase{report.SameNode, report.L4}, counts(4, 8, 0, 4), "hosts neither pod"},
+		{"direct untouched", benchCase{report.CrossNode, report.Baseline}, zero, ""},
+		{"direct captured", benchCase{report.SameNode, report.Baseline}, counts(0, 1, 0, 0), "want none"},
+		{"forwarder captured", benchCase{report.CrossNode, report.PlainTLS}, counts(0, 0, 0, 2), "want none"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			err := pathError(tc.bc, zero, tc.after)
+			if tc.err == "" {
+				if err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.err) {
+				t.Fatalf("error %v, want one containing %q", err, tc.err)
+			}
+		})
+	}
+}
+
+// TestEstimate: the default run stays well under 30 minutes of measuring on the 8
+// measured cases, and --full's durations are performance.md's.
+func TestEstimate(t *testing.T) {
+	c := config{rounds: 3, latencyConns: []int{1, 4, 16}, iperfTime: defaultIperfTime, latencyTime: defaultLatencyTime, connTime: defaultConnTime}
+	if d := estimate(c, 8); d > 20*time.Minute || d < 10*time.Minute {
+		t.Errorf("default estimate %s, want between 10 and 20 minutes", d)
+	}
+	if fullLatencyTime < 20*time.Second || fullIperfTime < 10*time.Second || fullConnTime < 5*time.Second {
+		t.Errorf("--full durations below performance.md's: %s, %s, %s", fullLatencyTime, fullIperfTime, fullConnTime)
 	}
 }
 

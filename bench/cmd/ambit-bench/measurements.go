@@ -3,50 +3,35 @@ package main
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/ambitmesh/ambit/bench/measure"
 	"github.com/ambitmesh/ambit/bench/report"
 )
 
-// maxErrorShare is the share of failed calls a fortio run may have before the mode
+// maxErrorShare is the share of failed calls a fortio run may have before the case
 // counts as failed.
 const maxErrorShare = 0.001
 
-// round measures one mode once: latency at the fixed rate (with its proxies' CPU, and
-// their peak RSS per proxy, which it returns), the connection rate, and throughput
-// with 1 and 4 streams (with the proxies' CPU per GB on the single stream). Latency
-// comes first so its RSS is not inflated by the bulk transfers' buffers.
-func (b *bench) round(ctx context.Context, mode string) (report.Figures, []int64, error) {
-	var f report.Figures
-	peaks, err := b.latency(ctx, mode, &f)
-	if err != nil {
-		return f, nil, err
-	}
-	rate, err := b.fortio(ctx, mode, b.pairs[mode].url(), "-keepalive=false", "-qps", "0",
+// bulk measures the case's connection rate, then its throughput with 1 and 4 streams
+// (with the proxies' CPU per GB of the single stream), into f.
+func (b *bench) bulk(ctx context.Context, bc benchCase, f *report.Figures) error {
+	rate, err := b.fortio(ctx, bc, b.pairs[bc].url(), "-keepalive=false", "-qps", "0",
 		"-c", fmt.Sprint(b.cfg.conns), "-t", b.cfg.connTime.String())
 	if err != nil {
-		return f, nil, fmt.Errorf("connection rate %s: %w", mode, err)
+		return fmt.Errorf("connection rate: %w", err)
 	}
 	f.ConnsPerSec = rate.ConnsPerSecond()
-	if err := b.throughput(ctx, mode, &f); err != nil {
-		return f, nil, err
-	}
-	return f, peaks, nil
-}
-
-// throughput runs iperf3 with 1 and 4 streams and fills their rates and the
-// proxies' CPU per GB of the single stream.
-func (b *bench) throughput(ctx context.Context, mode string, f *report.Figures) error {
-	before, err := b.sampleProxies(mode)
+	before, err := b.sampleProxies(bc)
 	if err != nil {
 		return err
 	}
-	one, err := b.iperf(ctx, mode, 1)
+	one, err := b.iperf(ctx, bc, 1)
 	if err != nil {
 		return err
 	}
-	after, err := b.sampleProxies(mode)
+	after, err := b.sampleProxies(bc)
 	if err != nil {
 		return err
 	}
@@ -54,7 +39,7 @@ func (b *bench) throughput(ctx context.Context, mode string, f *report.Figures) 
 	if one.Bytes > 0 {
 		f.ProxyCPUPerGB = cpuSeconds(before, after) / (float64(one.Bytes) / 1e9)
 	}
-	four, err := b.iperf(ctx, mode, 4)
+	four, err := b.iperf(ctx, bc, 4)
 	if err != nil {
 		return err
 	}
@@ -62,47 +47,69 @@ func (b *bench) throughput(ctx context.Context, mode string, f *report.Figures) 
 	return nil
 }
 
-// latency runs fortio at the fixed rate while sampling the proxies' RSS; it fills the
-// percentiles and the proxies' CPU (cores, both together) and returns each proxy's
-// peak sampled RSS in bytes.
-func (b *bench) latency(ctx context.Context, mode string, f *report.Figures) ([]int64, error) {
-	before, err := b.sampleProxies(mode)
-	if err != nil {
-		return nil, err
-	}
+// latencyPoints runs the fixed-rate latency run once per connection count, in order,
+// while sampling the proxies' RSS. It stores the points in f in --latency-conns order
+// and returns each proxy's peak sampled RSS in bytes.
+func (b *bench) latencyPoints(ctx context.Context, bc benchCase, order []int, f *report.Figures) ([]int64, error) {
 	stop, peak := make(chan struct{}), make(chan []int64)
-	go func() { peak <- b.peakRSS(mode, stop, 500*time.Millisecond) }()
-	h, err := b.fortio(ctx, mode, b.pairs[mode].url(), "-qps", fmt.Sprint(b.cfg.qps), "-c", fmt.Sprint(b.cfg.conns),
-		"-t", b.cfg.latencyTime.String(), "-payload-size", fmt.Sprint(b.cfg.payload), "-uniform", "-nocatchup")
+	go func() { peak <- b.peakRSS(bc, stop, 500*time.Millisecond) }()
+	f.Latency = make([]report.Latency, len(b.cfg.latencyConns))
+	for _, n := range order {
+		l, err := b.latency(ctx, bc, n)
+		if err != nil {
+			close(stop)
+			<-peak
+			return nil, err
+		}
+		f.Latency[slices.Index(b.cfg.latencyConns, n)] = l
+	}
 	close(stop)
-	peaks := <-peak
+	return <-peak, nil
+}
+
+// latency runs fortio at the fixed rate over conns connections and returns the
+// percentiles and the proxies' CPU (cores, and CPU-s per 1000 calls; both proxies
+// together).
+func (b *bench) latency(ctx context.Context, bc benchCase, conns int) (report.Latency, error) {
+	l := report.Latency{Conns: conns}
+	before, err := b.sampleProxies(bc)
 	if err != nil {
-		return nil, fmt.Errorf("latency %s: %w", mode, err)
+		return l, err
 	}
-	after, err := b.sampleProxies(mode)
+	h, err := b.fortio(ctx, bc, b.pairs[bc].url(), "-qps", fmt.Sprint(b.cfg.qps), "-c", fmt.Sprint(conns),
+		"-t", b.cfg.latencyTime.String(), "-payload-size", fmt.Sprint(b.cfg.payload), "-uniform", "-nocatchup")
 	if err != nil {
-		return nil, err
+		return l, fmt.Errorf("latency over %d conns: %w", conns, err)
 	}
-	f.ProxyCores = cpuSeconds(before, after) / after[0].At.Sub(before[0].At).Seconds()
+	after, err := b.sampleProxies(bc)
+	if err != nil {
+		return l, err
+	}
+	cpu := cpuSeconds(before, after)
+	l.QPS, l.ProxyCores = h.ActualQPS, cpu/after[0].At.Sub(before[0].At).Seconds()
+	if h.Requests > 0 {
+		l.ProxyCPUPer1k = cpu / (float64(h.Requests) / 1000)
+	}
 	if h.ActualQPS < 0.95*float64(b.cfg.qps) {
-		logf("warning: %s latency run reached %.0f of %d req/s; its figures describe a lower rate", mode, h.ActualQPS, b.cfg.qps)
+		logf("warning: %s latency run over %d conns reached %.0f of %d req/s; its figures describe a lower rate",
+			bc, conns, h.ActualQPS, b.cfg.qps)
 	}
 	for _, p := range []struct {
 		pct float64
 		dst *float64
-	}{{50, &f.P50Micros}, {90, &f.P90Micros}, {99, &f.P99Micros}} {
+	}{{50, &l.P50Micros}, {90, &l.P90Micros}, {99, &l.P99Micros}} {
 		d, ok := h.Percentile(p.pct)
 		if !ok {
-			return nil, fmt.Errorf("latency %s: fortio reported no p%v", mode, p.pct)
+			return l, fmt.Errorf("latency over %d conns: fortio reported no p%v", conns, p.pct)
 		}
 		*p.dst = float64(d) / float64(time.Microsecond)
 	}
-	return peaks, nil
+	return l, nil
 }
 
-// iperf runs an iperf3 client with streams parallel streams against the mode's server.
-func (b *bench) iperf(ctx context.Context, mode string, streams int) (measure.Throughput, error) {
-	p := b.pairs[mode]
+// iperf runs an iperf3 client with streams parallel streams against the case's server.
+func (b *bench) iperf(ctx context.Context, bc benchCase, streams int) (measure.Throughput, error) {
+	p := b.pairs[bc]
 	secs := int(b.cfg.iperfTime / time.Second)
 	ctx, cancel := context.WithTimeout(ctx, time.Duration(secs)*time.Second+30*time.Second)
 	defer cancel()
@@ -110,19 +117,19 @@ func (b *bench) iperf(ctx context.Context, mode string, streams int) (measure.Th
 		"-t", fmt.Sprint(secs), "-P", fmt.Sprint(streams), "-J", "--connect-timeout", "5000")
 	t, perr := measure.ParseIperf3(out)
 	if perr != nil {
-		return t, fmt.Errorf("iperf3 -P %d %s: %w (run: %v)", streams, mode, perr, err)
+		return t, fmt.Errorf("iperf3 -P %d: %w (run: %v)", streams, perr, err)
 	}
 	return t, nil
 }
 
-// fortio runs `fortio load` from the mode's client pod with the shared flags (HTTP/1.1,
+// fortio runs `fortio load` from the case's client pod with the shared flags (HTTP/1.1,
 // fine histogram resolution, JSON on stdout) and args, and rejects runs with more than
 // maxErrorShare failed calls.
-func (b *bench) fortio(ctx context.Context, mode, url string, args ...string) (measure.HTTPLoad, error) {
+func (b *bench) fortio(ctx context.Context, bc benchCase, url string, args ...string) (measure.HTTPLoad, error) {
 	ctx, cancel := context.WithTimeout(ctx, b.cfg.latencyTime+b.cfg.connTime+time.Minute)
 	defer cancel()
 	argv := append([]string{b.cfg.fortio, "load", "-quiet", "-r", "0.00001", "-p", "50,90,99,99.9", "-json", "-"}, args...)
-	out, err := b.pairs[mode].client.Run(ctx, append(argv, url)...)
+	out, err := b.pairs[bc].client.Run(ctx, append(argv, url)...)
 	h, perr := measure.ParseFortio(out)
 	if perr != nil {
 		return h, fmt.Errorf("fortio: %w (run: %v)", perr, err)
@@ -136,10 +143,10 @@ func (b *bench) fortio(ctx context.Context, mode, url string, args ...string) (m
 	return h, nil
 }
 
-// sampleProxies reads the /proc figures of the mode's proxies; one that exited is an
+// sampleProxies reads the /proc figures of the case's proxies; one that exited is an
 // error.
-func (b *bench) sampleProxies(mode string) ([]measure.ProcSample, error) {
-	ps := b.pairs[mode].proxies
+func (b *bench) sampleProxies(bc benchCase) ([]measure.ProcSample, error) {
+	ps := b.pairs[bc].proxies
 	s := make([]measure.ProcSample, len(ps))
 	for i, p := range ps {
 		var err error
@@ -150,14 +157,14 @@ func (b *bench) sampleProxies(mode string) ([]measure.ProcSample, error) {
 	return s, nil
 }
 
-// peakRSS samples the mode's proxies every interval until stop closes and returns the
+// peakRSS samples the case's proxies every interval until stop closes and returns the
 // largest VmRSS seen, per proxy, in bytes.
-func (b *bench) peakRSS(mode string, stop <-chan struct{}, interval time.Duration) []int64 {
+func (b *bench) peakRSS(bc benchCase, stop <-chan struct{}, interval time.Duration) []int64 {
 	t := time.NewTicker(interval)
 	defer t.Stop()
-	peak := make([]int64, len(b.pairs[mode].proxies))
+	peak := make([]int64, len(b.pairs[bc].proxies))
 	for {
-		if s, err := b.sampleProxies(mode); err == nil {
+		if s, err := b.sampleProxies(bc); err == nil {
 			for i, x := range s {
 				peak[i] = max(peak[i], x.RSS)
 			}

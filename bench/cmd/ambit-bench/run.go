@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
-	"slices"
 	"strings"
 	"time"
 
@@ -17,14 +16,6 @@ import (
 	"github.com/ambitmesh/ambit/e2e/mesh"
 )
 
-// allModes are the modes the benchmark knows, in the order of the first round; later
-// rounds rotate it (rotation), so a slow drift of the shared machine's load does not
-// weigh on one mode more than on another.
-var allModes = []string{report.Baseline, report.L4, report.PeerHBONE, report.PlainTLS}
-
-// ztunnelNodes are the nodes, in the order of bench.ztunnels.
-var ztunnelNodes = []string{"node-a", "node-b"}
-
 // run starts the mesh, measures, prints and writes the results, and always removes
 // the mesh. It returns the exit status.
 func run(ctx context.Context, c config) int {
@@ -34,7 +25,7 @@ func run(ctx context.Context, c config) int {
 	}
 	logf("starting a two-node mesh")
 	m, err := mesh.Start(ctx, mesh.Options{
-		Name: "ambit-bench", Bin: c.bin, Nodes: []string{"node-a", "node-b"},
+		Name: "ambit-bench", Bin: c.bin, Nodes: ztunnelNodes,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -72,97 +63,149 @@ func run(ctx context.Context, c config) int {
 	return 0
 }
 
-// measureAll deploys the pods and runs the rounds; errors land in res (per mode, or
-// on every mode when the deployment itself fails).
+// measureAll lists every case in res (skipped ones with their reason), deploys the
+// measured ones and runs the rounds; errors land in res (per case, or on every case
+// when the deployment itself fails).
 func measureAll(ctx context.Context, c config, m *mesh.Mesh, res *report.Results) {
-	for _, name := range c.modes {
-		res.Mode(name)
+	all := cases(c.topologies, c.modes)
+	for _, bc := range all { // in --topologies and --modes order: the tables' rows
+		md := res.Mode(bc.topology, bc.mode)
+		if why := spec(bc.mode).skip; why != "" {
+			md.Skipped = why
+			logf("%s: skipped — %s", bc, why)
+		}
 	}
-	b := &bench{cfg: c, m: m}
+	todo := measured(all)
+	if len(todo) == 0 {
+		return
+	}
+	b := &bench{cfg: c, m: m, ztunnels: map[string]proxy{}}
 	for _, n := range ztunnelNodes {
-		b.ztunnels = append(b.ztunnels, proxy{"ztunnel " + n, m.Nodes[n].Ztunnel.Pid})
+		b.ztunnels[n] = proxy{"ztunnel " + n, m.Nodes[n].Ztunnel.Pid}
 	}
-	logf("deploying client and server pods for modes %v", c.modes)
-	if err := b.deploy(ctx); err != nil {
-		for _, name := range c.modes {
-			res.Mode(name).Error = err.Error()
+	logf("deploying client and server pods for %d cases; measuring will take about %s",
+		len(todo), estimate(c, len(todo)).Round(time.Minute))
+	if err := b.deploy(ctx, todo); err != nil {
+		for _, bc := range todo {
+			res.Mode(bc.topology, bc.mode).Error = err.Error()
 		}
 		return
 	}
-	for _, name := range c.modes {
-		if name == report.Baseline { // its ztunnels are off the path
-			continue
-		}
-		idle, err := b.sampleProxies(name)
-		if err != nil {
-			res.Mode(name).Error = err.Error()
-			continue
-		}
-		md := res.Mode(name)
-		for i, s := range idle {
-			md.Proxies = append(md.Proxies, report.Proxy{Name: b.pairs[name].proxies[i].name, IdleRSSMiB: mib(s.RSS)})
-		}
-	}
-	defer func() {
-		for _, md := range res.Modes {
-			if end, err := b.sampleProxies(md.Name); err == nil && len(md.Proxies) == len(end) {
-				for i, s := range end {
-					md.Proxies[i].PeakRSSMiB = mib(s.HWM)
-				}
+	b.recordIdle(todo, res)
+	defer b.recordPeak(todo, res)
+	for _, bc := range todo {
+		if md := res.Mode(bc.topology, bc.mode); md.Error == "" {
+			if err := b.verify(ctx, bc); err != nil {
+				md.Error = err.Error()
 			}
-		}
-	}()
-	for _, name := range c.modes {
-		if res.Mode(name).Error != "" {
-			continue
-		}
-		if err := b.verify(ctx, name); err != nil {
-			res.Mode(name).Error = err.Error()
 		}
 	}
 	for r := range c.rounds {
-		for _, name := range rotation(c.modes, r) {
-			md := res.Mode(name)
-			if md.Error != "" {
-				continue
+		b.runRound(ctx, r, todo, res)
+	}
+}
+
+// runRound measures every case once: first the latency phase (each case's fixed-rate
+// runs, cases and connection counts in round r's rotation), then the bulk phase
+// (connection rate and throughput). Keeping bulk transfers after every latency run of
+// the first round keeps its memory readings free of their buffers. A case's round
+// counts only when both phases completed.
+func (b *bench) runRound(ctx context.Context, r int, todo []benchCase, res *report.Results) {
+	c := b.cfg
+	figs := map[benchCase]*report.Figures{}
+	for _, bc := range rotation(todo, r) {
+		md := res.Mode(bc.topology, bc.mode)
+		if !runnable(ctx, md) {
+			continue
+		}
+		logf("round %d/%d, latency: %s", r+1, c.rounds, bc)
+		f := &report.Figures{}
+		peaks, err := b.latencyPoints(ctx, bc, rotation(c.latencyConns, r), f)
+		if err != nil {
+			fail(ctx, md, bc, err)
+			continue
+		}
+		figs[bc] = f
+		if r == 0 && len(md.Proxies) == len(peaks) {
+			for i, p := range peaks {
+				md.Proxies[i].LoadRSSMiB = mib(p)
 			}
-			if ctx.Err() != nil {
-				md.Error = "interrupted: " + context.Cause(ctx).Error()
-				continue
-			}
-			logf("round %d/%d: %s", r+1, c.rounds, name)
-			f, peaks, err := b.round(ctx, name)
-			if err != nil {
-				md.Error = err.Error()
-				if ctx.Err() != nil {
-					md.Error = "interrupted: " + context.Cause(ctx).Error()
-				}
-				logf("%s failed: %v", name, err)
-				continue
-			}
-			md.Rounds = append(md.Rounds, f)
-			if len(md.Rounds) == 1 && len(md.Proxies) == len(peaks) {
-				for i, p := range peaks {
-					md.Proxies[i].LoadRSSMiB = mib(p)
-				}
-			}
-			logf("  %s: %.2f / %.2f Gbit/s, %.0f conns/s, p50/p90/p99 %.0f/%.0f/%.0f µs, proxies %.3f cores, %.2f CPU-s/GB",
-				name, f.Gbps1, f.Gbps4, f.ConnsPerSec, f.P50Micros, f.P90Micros, f.P99Micros, f.ProxyCores, f.ProxyCPUPerGB)
+		}
+		if l := f.At(report.HeadlineConns); l != nil {
+			logf("  %s: %d conns p50/p90/p99 %.0f/%.0f/%.0f µs, proxies %.3f cores", bc, l.Conns, l.P50Micros, l.P90Micros, l.P99Micros, l.ProxyCores)
+		}
+	}
+	for _, bc := range rotation(todo, r) {
+		md, f := res.Mode(bc.topology, bc.mode), figs[bc]
+		if f == nil || !runnable(ctx, md) {
+			continue
+		}
+		logf("round %d/%d, bulk: %s", r+1, c.rounds, bc)
+		if err := b.bulk(ctx, bc, f); err != nil {
+			fail(ctx, md, bc, err)
+			continue
+		}
+		md.Rounds = append(md.Rounds, *f)
+		logf("  %s: %.2f / %.2f Gbit/s, %.0f conns/s, %.2f CPU-s/GB", bc, f.Gbps1, f.Gbps4, f.ConnsPerSec, f.ProxyCPUPerGB)
+	}
+}
+
+// runnable reports whether the case may run: it has not failed and ctx is alive (else
+// the case records the interruption).
+func runnable(ctx context.Context, md *report.Mode) bool {
+	if md.Error != "" {
+		return false
+	}
+	if ctx.Err() != nil {
+		md.Error = "interrupted: " + context.Cause(ctx).Error()
+		return false
+	}
+	return true
+}
+
+// fail records the case's first error (an interruption as such) and logs it.
+func fail(ctx context.Context, md *report.Mode, bc benchCase, err error) {
+	md.Error = err.Error()
+	if ctx.Err() != nil {
+		md.Error = "interrupted: " + context.Cause(ctx).Error()
+	}
+	logf("%s failed: %v", bc, err)
+}
+
+// recordIdle reads the memory of each case's proxies before any traffic.
+func (b *bench) recordIdle(todo []benchCase, res *report.Results) {
+	for _, bc := range todo {
+		if bc.mode == report.Baseline { // its ztunnels are off the path
+			continue
+		}
+		md := res.Mode(bc.topology, bc.mode)
+		idle, err := b.sampleProxies(bc)
+		if err != nil {
+			md.Error = err.Error()
+			continue
+		}
+		for i, s := range idle {
+			md.Proxies = append(md.Proxies, report.Proxy{Name: b.pairs[bc].proxies[i].name, IdleRSSMiB: mib(s.RSS)})
 		}
 	}
 }
 
-// rotation is the order of round r (from 0): modes rotated left by r, so each mode
-// takes each position in turn.
-func rotation(modes []string, r int) []string {
-	k := r % len(modes)
-	return append(slices.Clone(modes[k:]), modes[:k]...)
+// recordPeak reads each case's proxies' peak memory (VmHWM) at the end of the run.
+func (b *bench) recordPeak(todo []benchCase, res *report.Results) {
+	for _, bc := range todo {
+		md := res.Mode(bc.topology, bc.mode)
+		if end, err := b.sampleProxies(bc); err == nil && len(md.Proxies) == len(end) {
+			for i, s := range end {
+				md.Proxies[i].PeakRSSMiB = mib(s.HWM)
+			}
+		}
+	}
 }
 
 func settings(c config) report.Settings {
 	s := report.Settings{
-		Rounds: c.rounds, IperfSeconds: int(c.iperfTime / time.Second), LatencyDuration: c.latencyTime.String(),
-		LatencyQPS: c.qps, LatencyConns: c.conns, PayloadBytes: c.payload, ConnDuration: c.connTime.String(),
+		Rounds: c.rounds, Topologies: c.topologies, IperfSeconds: int(c.iperfTime / time.Second), LatencyDuration: c.latencyTime.String(),
+		LatencyQPS: c.qps, LatencyConns: c.latencyConns, PayloadBytes: c.payload, ConnDuration: c.connTime.String(),
 		ConnConns: c.conns, CPUs: runtime.NumCPU(),
 	}
 	var u unix.Utsname
