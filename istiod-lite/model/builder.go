@@ -106,17 +106,24 @@ func (b *Builder) Build(s *kubefile.Snapshot) *Model {
 	}
 
 	// A namespace is clean when the policies, the Namespace object and its Services are
-	// the same objects as last time: its unchanged pods keep their workloads.
+	// the same objects as last time: its unchanged pods keep their workloads. Pods come
+	// sorted by namespace, so the answer is cached for the run of pods in one namespace.
 	clean := map[string]bool{}
+	var curNS string
+	var curClean bool
 	isClean := func(ns string) bool {
-		if c, ok := clean[ns]; ok {
-			return c
+		if ns == curNS && curNS != "" {
+			return curClean
 		}
-		in := nsInputs{ns: bc.namespaces[ns], services: bc.services[ns]}
-		next.namespaces[ns] = in
-		prev, ok := last.namespaces[ns]
-		c := policiesSame && ok && prev.ns == in.ns && slices.Equal(prev.services, in.services)
-		clean[ns] = c
+		c, ok := clean[ns]
+		if !ok {
+			in := nsInputs{ns: bc.namespaces[ns], services: bc.services[ns]}
+			next.namespaces[ns] = in
+			prev, had := last.namespaces[ns]
+			c = policiesSame && had && prev.ns == in.ns && slices.Equal(prev.services, in.services)
+			clean[ns] = c
+		}
+		curNS, curClean = ns, c
 		return c
 	}
 

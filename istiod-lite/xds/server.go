@@ -101,15 +101,22 @@ func (s *Server) Update(m *model.Model) (changed int) {
 // one-pod change costs a map walk, not 10,000 proto comparisons.
 func apply[T proto.Message](log *slog.Logger, cache *deltaCache, kind string, cur, next map[string]T) (map[string]T, int) {
 	upserts := map[string]types.Resource{}
+	kept := 0 // names of next also served now
 	for name, r := range next {
-		if old, ok := cur[name]; !ok || (any(old) != any(r) && !proto.Equal(old, r)) {
+		old, ok := cur[name]
+		if ok {
+			kept++
+		}
+		if !ok || (any(old) != any(r) && !proto.Equal(old, r)) {
 			upserts[name] = r
 		}
 	}
 	var removed []string
-	for name := range cur {
-		if _, ok := next[name]; !ok {
-			removed = append(removed, name)
+	if kept != len(cur) { // else cur's names are all in next: nothing removed
+		for name := range cur {
+			if _, ok := next[name]; !ok {
+				removed = append(removed, name)
+			}
 		}
 	}
 	if len(upserts) == 0 && len(removed) == 0 {

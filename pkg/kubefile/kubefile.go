@@ -11,12 +11,13 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	yamlutil "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 )
@@ -163,27 +164,25 @@ func stripComments(doc []byte) string {
 }
 
 // Sort orders every slice by namespace then name; sources call it before handing a
-// snapshot out.
+// snapshot out. It compares the objects' fields directly (no interface calls): the
+// Kubernetes source sorts 10,000 pods per snapshot.
 func (s *Snapshot) Sort() {
-	sortObjects(s.Namespaces)
-	sortObjects(s.Pods)
-	sortObjects(s.Services)
-	sortObjects(s.ServiceAccounts)
-	sortObjects(s.Nodes)
-	sortObjects(s.EndpointSlices)
-	sortObjects(s.AuthorizationPolicies)
-	sortObjects(s.PeerAuthentications)
+	sortByMeta(s.Namespaces, func(o *corev1.Namespace) *metav1.ObjectMeta { return &o.ObjectMeta })
+	sortByMeta(s.Pods, func(o *corev1.Pod) *metav1.ObjectMeta { return &o.ObjectMeta })
+	sortByMeta(s.Services, func(o *corev1.Service) *metav1.ObjectMeta { return &o.ObjectMeta })
+	sortByMeta(s.ServiceAccounts, func(o *corev1.ServiceAccount) *metav1.ObjectMeta { return &o.ObjectMeta })
+	sortByMeta(s.Nodes, func(o *corev1.Node) *metav1.ObjectMeta { return &o.ObjectMeta })
+	sortByMeta(s.EndpointSlices, func(o *discoveryv1.EndpointSlice) *metav1.ObjectMeta { return &o.ObjectMeta })
+	sortByMeta(s.AuthorizationPolicies, func(o *securityv1.AuthorizationPolicy) *metav1.ObjectMeta { return &o.ObjectMeta })
+	sortByMeta(s.PeerAuthentications, func(o *securityv1.PeerAuthentication) *metav1.ObjectMeta { return &o.ObjectMeta })
 }
 
-func sortObjects[T object](list []T) {
-	sort.Slice(list, func(i, j int) bool {
-		return less(list[i].GetNamespace(), list[i].GetName(), list[j].GetNamespace(), list[j].GetName())
+func sortByMeta[T any](list []T, meta func(T) *metav1.ObjectMeta) {
+	slices.SortFunc(list, func(a, b T) int {
+		ma, mb := meta(a), meta(b)
+		if c := strings.Compare(ma.Namespace, mb.Namespace); c != 0 {
+			return c
+		}
+		return strings.Compare(ma.Name, mb.Name)
 	})
-}
-
-func less(ns1, n1, ns2, n2 string) bool {
-	if ns1 != ns2 {
-		return ns1 < ns2
-	}
-	return n1 < n2
 }
