@@ -35,7 +35,13 @@ type memo struct {
 	policies   *policy.Set
 	namespaces map[string]nsInputs
 	services   map[*corev1.Service]*workloadapi.Address
-	workloads  map[podKey]podOutput
+
+	// The snapshot's lists (copies) and the model built from them; the model's outs are
+	// aligned with pods.
+	pods    []*corev1.Pod
+	nsList  []*corev1.Namespace
+	svcList []*corev1.Service
+	model   *Model
 }
 
 // nsInputs are the namespace-wide inputs of the namespace's workloads.
@@ -44,10 +50,11 @@ type nsInputs struct {
 	services []*corev1.Service
 }
 
-// podOutput is a pod, whether it is enrolled and the Address built from it (nil when
-// the pod has no usable IP).
+// podOutput is what one snapshot pod gives: whether it counts (not terminated), is
+// enrolled, and the Address built from it (nil when the pod has no usable IP).
 type podOutput struct {
 	pod      *corev1.Pod
+	live     bool
 	enrolled bool
 	addr     *workloadapi.Address
 }
@@ -65,8 +72,11 @@ func (b *Builder) Build(s *kubefile.Snapshot) *Model {
 		trustDomain:    b.o.TrustDomain,
 	}
 	if s == nil {
-		m.Addresses, m.pods = map[string]*workloadapi.Address{}, map[podKey]podOutput{}
+		m.Addresses = map[string]*workloadapi.Address{}
 		b.last = nil
+		return m
+	}
+	if m, ok := b.buildPodsOnly(s, b.last); ok {
 		return m
 	}
 	last := b.last
@@ -74,12 +84,11 @@ func (b *Builder) Build(s *kubefile.Snapshot) *Model {
 		last = &memo{}
 	}
 	next := &memo{
-		authz:      s.AuthorizationPolicies,
-		peer:       s.PeerAuthentications,
+		authz:      slices.Clone(s.AuthorizationPolicies),
+		peer:       slices.Clone(s.PeerAuthentications),
 		policies:   last.policies,
 		namespaces: map[string]nsInputs{},
 		services:   make(map[*corev1.Service]*workloadapi.Address, len(s.Services)),
-		workloads:  make(map[podKey]podOutput, len(s.Pods)),
 	}
 	policiesSame := last.policies != nil && slices.Equal(last.authz, s.AuthorizationPolicies) &&
 		slices.Equal(last.peer, s.PeerAuthentications)
@@ -88,7 +97,14 @@ func (b *Builder) Build(s *kubefile.Snapshot) *Model {
 	}
 	bc := newBuilder(s, b.o, next.policies)
 	m.Addresses = make(map[string]*workloadapi.Address, len(s.Pods)+len(s.Services))
-	m.pods = next.workloads
+	m.outs = make([]podOutput, len(s.Pods))
+	var reuse map[podKey]podOutput // last time's outputs by pod
+	if last.model != nil {
+		reuse = make(map[podKey]podOutput, len(last.pods))
+		for _, out := range last.model.outs {
+			reuse[podKey{out.pod.Namespace, out.pod.Name}] = out
+		}
+	}
 	m.Authorizations, m.Problems = next.policies.Authorizations, next.policies.Problems
 
 	for _, svc := range s.Services {
@@ -127,24 +143,31 @@ func (b *Builder) Build(s *kubefile.Snapshot) *Model {
 		return c
 	}
 
-	for _, pod := range s.Pods {
-		if isTerminal(pod) {
-			continue
+	for i, pod := range s.Pods {
+		out, ok := reuse[podKey{pod.Namespace, pod.Name}]
+		// isClean first: it records the namespace's inputs for next time.
+		if !isClean(pod.Namespace) || !ok || out.pod != pod {
+			out = b.podOutput(bc, pod)
 		}
-		key := podKey{pod.Namespace, pod.Name}
-		nsClean := isClean(pod.Namespace) // first: it records the namespace's inputs for next time
-		out, ok := last.workloads[key]
-		if !nsClean || !ok || out.pod != pod {
-			out = podOutput{pod: pod, enrolled: bc.enrolled(pod)}
-			if w := bc.workload(pod); w != nil {
-				out.addr = &workloadapi.Address{Type: &workloadapi.Address_Workload{Workload: w}}
-			}
-		}
-		next.workloads[key] = out
+		m.outs[i] = out
 		if out.addr != nil {
 			m.Addresses[out.addr.GetWorkload().Uid] = out.addr
 		}
 	}
+	next.rememberLists(s, m)
 	b.last = next
 	return m
+}
+
+// podOutput computes what one pod gives.
+func (b *Builder) podOutput(bc *builder, pod *corev1.Pod) podOutput {
+	out := podOutput{pod: pod}
+	if isTerminal(pod) {
+		return out
+	}
+	out.live, out.enrolled = true, bc.enrolled(pod)
+	if w := bc.workload(pod); w != nil {
+		out.addr = &workloadapi.Address{Type: &workloadapi.Address_Workload{Workload: w}}
+	}
+	return out
 }

@@ -144,15 +144,28 @@ func TestBuilderMatchesBuild(t *testing.T) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			c := newChurn(seed)
 			b := NewBuilder(Options{})
+			var prev *Model
+			fast := 0
 			for i := range 150 {
 				what := "initial"
 				if i > 0 {
 					what = c.step()
 				}
 				c.snap.Sort()
-				if err := sameModel(b.Build(c.snap), Build(c.snap, Options{}), c.snap); err != nil {
+				got := b.Build(c.snap)
+				if err := sameModel(got, Build(c.snap, Options{}), c.snap); err != nil {
 					t.Fatalf("step %d (%s): incremental model differs from a full build: %v", i, what, err)
 				}
+				if names, ok := got.ChangedSince(prev); ok {
+					fast++
+					if err := changedCovers(prev, got, names); err != nil {
+						t.Fatalf("step %d (%s): %v", i, what, err)
+					}
+				}
+				prev = got
+			}
+			if fast == 0 {
+				t.Error("no step took the pods-only fast path")
 			}
 		})
 	}
@@ -175,6 +188,25 @@ func TestBuilderReusesUnchanged(t *testing.T) {
 			t.Errorf("%s: reused=%v, want reuse only for unchanged resources", name, same)
 		}
 	}
+}
+
+// changedCovers checks ChangedSince's promise: every Address that differs between prev
+// and m (added, removed or another object) is named, and Authorizations are the same.
+func changedCovers(prev, m *Model, names []string) error {
+	for name, a := range m.Addresses {
+		if prev.Addresses[name] != a && !slices.Contains(names, name) {
+			return fmt.Errorf("address %s changed but is not reported", name)
+		}
+	}
+	for name := range prev.Addresses {
+		if _, ok := m.Addresses[name]; !ok && !slices.Contains(names, name) {
+			return fmt.Errorf("address %s removed but is not reported", name)
+		}
+	}
+	if len(prev.Authorizations) != len(m.Authorizations) {
+		return fmt.Errorf("authorizations changed on the fast path")
+	}
+	return nil
 }
 
 func sameModel(got, want *Model, snap *kubefile.Snapshot) error {
@@ -208,4 +240,28 @@ func sameModel(got, want *Model, snap *kubefile.Snapshot) error {
 		}
 	}
 	return nil
+}
+
+// TestBuilderFastPathShiftedPods: a pod deleted and another added in one snapshot keep
+// the count, so the pods-only path runs with every later position shifted; the model
+// must still equal a full build and report every changed name.
+func TestBuilderFastPathShiftedPods(t *testing.T) {
+	c := newChurn(9)
+	c.snap.Sort()
+	b := NewBuilder(Options{})
+	prev := b.Build(c.snap)
+	c.snap.Pods = slices.Delete(slices.Clone(c.snap.Pods), 2, 3)
+	c.snap.Pods = append(c.snap.Pods, c.pod())
+	c.snap.Sort()
+	got := b.Build(c.snap)
+	if err := sameModel(got, Build(c.snap, Options{}), c.snap); err != nil {
+		t.Fatal(err)
+	}
+	names, ok := got.ChangedSince(prev)
+	if !ok {
+		t.Fatal("same pod count and nothing else changed, but the fast path was not taken")
+	}
+	if err := changedCovers(prev, got, names); err != nil {
+		t.Fatal(err)
+	}
 }

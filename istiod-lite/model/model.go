@@ -65,7 +65,15 @@ type Model struct {
 	Problems []policy.Problem
 
 	trustDomain string
-	pods        map[podKey]podOutput // non-terminated pods
+	outs        []podOutput // one per snapshot pod, in snapshot order
+
+	enrolledOnce sync.Once
+	enrolled     map[podKey]bool // computed on first use
+
+	// base and changed: m equals base except for the Addresses named in changed
+	// (Builder's fast path; base is nil otherwise). See ChangedSince.
+	base    *Model
+	changed []string
 
 	identitiesOnce   sync.Once
 	identitiesByNode map[string][]spiffe.Identity // computed on first use
@@ -94,9 +102,9 @@ func (m *Model) IdentitiesOnNode(node string) []spiffe.Identity {
 // question, so models built under churn and never asked cost nothing.
 func (m *Model) indexIdentities() {
 	sets := map[string]map[spiffe.Identity]bool{}
-	for _, p := range m.pods {
+	for _, p := range m.outs {
 		node := p.pod.Spec.NodeName
-		if node == "" {
+		if !p.live || node == "" {
 			continue
 		}
 		if sets[node] == nil {
@@ -119,7 +127,15 @@ func (m *Model) indexIdentities() {
 // carries istio.io/dataplane-mode=ambient, the pod does not opt out with "none", and it
 // is not a host-network pod. Unknown and terminated pods are not enrolled.
 func (m *Model) Enrolled(namespace, pod string) bool {
-	return m.pods[podKey{namespace, pod}].enrolled
+	m.enrolledOnce.Do(func() {
+		m.enrolled = map[podKey]bool{}
+		for _, p := range m.outs {
+			if p.enrolled {
+				m.enrolled[podKey{p.pod.Namespace, p.pod.Name}] = true
+			}
+		}
+	})
+	return m.enrolled[podKey{namespace, pod}]
 }
 
 func compareIdentity(a, b spiffe.Identity) int {

@@ -41,6 +41,7 @@ type Server struct {
 	xds     serverv3.Server
 
 	mu           sync.Mutex
+	served       *model.Model // the last model given to Update
 	current      map[string]*workloadapi.Address
 	currentAuthz map[string]*security.Authorization
 }
@@ -88,10 +89,42 @@ func (s *Server) Update(m *model.Model) (changed int) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	defer func() { s.served = m }()
+	if names, ok := m.ChangedSince(s.served); ok {
+		// Built from the served model with only pods changed: compare just those names.
+		var n int
+		s.current, n = applyNames(s.log, s.address, s.current, m.Addresses, names)
+		return n
+	}
 	var na, nz int
 	s.current, na = apply(s.log, s.address, "address", s.current, m.Addresses)
 	s.currentAuthz, nz = apply(s.log, s.authz, "authorization", s.currentAuthz, m.Authorizations)
 	return na + nz
+}
+
+// applyNames is apply restricted to names, the only resources that may differ between
+// cur and next.
+func applyNames(log *slog.Logger, cache *deltaCache, cur, next map[string]*workloadapi.Address, names []string) (map[string]*workloadapi.Address, int) {
+	upserts := map[string]types.Resource{}
+	var removed []string
+	for _, name := range names {
+		r, in := next[name]
+		old, was := cur[name]
+		switch {
+		case in && (!was || (old != r && !proto.Equal(old, r))):
+			upserts[name] = r
+		case !in && was:
+			removed = append(removed, name)
+		}
+	}
+	if len(upserts) == 0 && len(removed) == 0 {
+		return next, 0
+	}
+	if err := cache.UpdateResources(upserts, removed); err != nil {
+		log.Error("update wds cache", "type", "address", "err", err)
+	}
+	log.Debug("wds updated", "type", "address", "upserted", len(upserts), "removed", len(removed), "total", len(next))
+	return next, len(upserts) + len(removed)
 }
 
 // apply pushes the difference between the served resources cur and next into cache and

@@ -1,0 +1,78 @@
+package model
+
+import (
+	"maps"
+	"slices"
+
+	"github.com/ambitmesh/ambit/pkg/kubefile"
+)
+
+// buildPodsOnly is Build's fast path for the common change (F-CP-4's churn): the same
+// number of pods, and the same Namespace, Service and policy objects as last time. The
+// previous model's maps are cloned and only the pods that are new objects at their
+// position in the sorted list are redone, so the cost is a pointer scan plus the
+// changes, not a map operation per pod. It reports false when the snapshot does not
+// qualify.
+func (b *Builder) buildPodsOnly(s *kubefile.Snapshot, last *memo) (*Model, bool) {
+	if last == nil || last.model == nil || len(s.Pods) != len(last.pods) ||
+		!slices.Equal(s.Namespaces, last.nsList) || !slices.Equal(s.Services, last.svcList) ||
+		!slices.Equal(s.AuthorizationPolicies, last.authz) || !slices.Equal(s.PeerAuthentications, last.peer) {
+		return nil, false
+	}
+	prev := last.model
+	var bc *builder // built on the first changed pod
+	addrs, outs := prev.Addresses, prev.outs
+	var changed, gone []int
+	for i, pod := range s.Pods {
+		if pod != last.pods[i] {
+			changed = append(changed, i)
+		}
+	}
+	if len(changed) > 0 {
+		bc = newBuilder(s, b.o, last.policies)
+		addrs, outs = maps.Clone(prev.Addresses), slices.Clone(prev.outs)
+		gone = changed
+	}
+	var names []string
+	// Remove every replaced pod's Address first: with a pod deleted and another added,
+	// positions shift and a name removed at one index may be added back at another.
+	for _, i := range gone {
+		if a := prev.outs[i].addr; a != nil {
+			delete(addrs, a.GetWorkload().Uid)
+			names = append(names, a.GetWorkload().Uid)
+		}
+	}
+	for _, i := range changed {
+		outs[i] = b.podOutput(bc, s.Pods[i])
+		if a := outs[i].addr; a != nil {
+			addrs[a.GetWorkload().Uid] = a
+			names = append(names, a.GetWorkload().Uid)
+		}
+	}
+	m := &Model{
+		Addresses: addrs, Authorizations: prev.Authorizations, Problems: prev.Problems,
+		trustDomain: b.o.TrustDomain, outs: outs,
+		base: prev, changed: names,
+	}
+	next := *last
+	next.pods, next.model = slices.Clone(s.Pods), m
+	b.last = &next
+	return m, true
+}
+
+// ChangedSince reports, when m was built from prev by a Builder's fast path (only pods
+// changed), the names of the Addresses that may differ between the two, upserted or
+// removed; Authorizations are then the same. ok is false otherwise: the caller must
+// compare everything.
+func (m *Model) ChangedSince(prev *Model) (names []string, ok bool) {
+	if m == nil || prev == nil || m.base != prev {
+		return nil, false
+	}
+	return m.changed, true
+}
+
+// rememberLists records copies of the snapshot's lists (a caller may reuse its slices)
+// and the model, for the next fast path.
+func (n *memo) rememberLists(s *kubefile.Snapshot, m *Model) {
+	n.pods, n.nsList, n.svcList, n.model = slices.Clone(s.Pods), slices.Clone(s.Namespaces), slices.Clone(s.Services), m
+}
