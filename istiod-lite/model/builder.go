@@ -70,6 +70,7 @@ func (b *Builder) Build(s *kubefile.Snapshot) *Model {
 	m := &Model{
 		Authorizations: map[string]*security.Authorization{},
 		trustDomain:    b.o.TrustDomain,
+		seq:            modelSeq.Add(1),
 	}
 	if s == nil {
 		m.Addresses = map[string]*workloadapi.Address{}

@@ -3,6 +3,7 @@ package model
 import (
 	"maps"
 	"slices"
+	"sync/atomic"
 
 	"github.com/ambitmesh/ambit/pkg/kubefile"
 )
@@ -52,7 +53,7 @@ func (b *Builder) buildPodsOnly(s *kubefile.Snapshot, last *memo) (*Model, bool)
 	m := &Model{
 		Addresses: addrs, Authorizations: prev.Authorizations, Problems: prev.Problems,
 		trustDomain: b.o.TrustDomain, outs: outs,
-		base: prev, changed: names,
+		seq: modelSeq.Add(1), baseSeq: prev.seq, changed: names,
 	}
 	next := *last
 	next.pods, next.model = slices.Clone(s.Pods), m
@@ -60,12 +61,15 @@ func (b *Builder) buildPodsOnly(s *kubefile.Snapshot, last *memo) (*Model, bool)
 	return m, true
 }
 
+// modelSeq numbers the models Builders produce.
+var modelSeq atomic.Uint64
+
 // ChangedSince reports, when m was built from prev by a Builder's fast path (only pods
 // changed), the names of the Addresses that may differ between the two, upserted or
 // removed; Authorizations are then the same. ok is false otherwise: the caller must
 // compare everything.
 func (m *Model) ChangedSince(prev *Model) (names []string, ok bool) {
-	if m == nil || prev == nil || m.base != prev {
+	if m == nil || prev == nil || m.baseSeq == 0 || m.baseSeq != prev.seq {
 		return nil, false
 	}
 	return m.changed, true

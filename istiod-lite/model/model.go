@@ -70,9 +70,11 @@ type Model struct {
 	enrolledOnce sync.Once
 	enrolled     map[podKey]bool // computed on first use
 
-	// base and changed: m equals base except for the Addresses named in changed
-	// (Builder's fast path; base is nil otherwise). See ChangedSince.
-	base    *Model
+	// seq numbers models (from 1, process-wide); when baseSeq is not 0, m equals model
+	// baseSeq except for the Addresses named in changed (Builder's fast path). A number,
+	// not a pointer: a chain of models must not keep every predecessor alive.
+	seq     uint64
+	baseSeq uint64
 	changed []string
 
 	identitiesOnce   sync.Once
