@@ -3,15 +3,23 @@ package hbone
 import (
 	"io"
 	"net"
+	"os"
 	"sync"
 	"syscall"
 )
 
-// batchMax bounds one batched write(2) of TLS records; readBatch is the size of one
-// read(2) under TLS.
+// batchMax bounds one batched write(2) of TLS records; readBatch bounds one read(2)
+// under TLS.
 const (
 	batchMax  = 256 << 10
 	readBatch = 256 << 10
+)
+
+// tlsRecordOverhead is what TLS 1.3 adds to each record of at most tlsRecordMax bytes
+// (5-byte header, content type, 16-byte AEAD tag).
+const (
+	tlsRecordOverhead = 22
+	tlsRecordMax      = 16 << 10
 )
 
 // batchConn sits between crypto/tls and the TCP socket. crypto/tls writes each TLS
@@ -19,26 +27,36 @@ const (
 // them and writes up to batchMax bytes per syscall (performance.md, item 4). Reads
 // likewise fetch up to readBatch bytes per syscall, into a pooled buffer taken only
 // once the socket is readable and released when drained, so idle connections pin none.
+// Buffers follow the traffic: a small exchange uses the smallest pooled class both
+// ways, bulk transfers the largest. Socket I/O uses raw syscalls (see rawRead).
 type batchConn struct {
 	net.Conn
-	raw syscall.RawConn // nil: reads pass through
+	raw syscall.RawConn // nil: plain Read and Write
 
-	mu  sync.Mutex
-	on  bool
-	buf *[]byte
-	n   int
+	mu   sync.Mutex
+	on   bool
+	hint int // bytes expected in this batch
+	buf  *[]byte
+	n    int
 
 	// read side: used only by crypto/tls's reader, one call at a time
 	rbuf   *[]byte
 	rdata  []byte
 	rn     int
 	rerr   error
+	rsize  sizer
 	readFn func(uintptr) bool
+
+	// write side: mu held
+	wp      []byte
+	werr    error
+	writeFn func(uintptr) bool
 }
 
 func newBatchConn(c net.Conn) *batchConn {
-	b := &batchConn{Conn: c, raw: rawConnOf(c)}
+	b := &batchConn{Conn: c, raw: rawConnOf(c), rsize: sizer{max: readBatch}}
 	b.readFn = b.readOnce
+	b.writeFn = b.writeOnce
 	return b
 }
 
@@ -81,33 +99,31 @@ func (b *batchConn) fill() error {
 
 // readOnce is the raw read callback (a method value made once: no allocation per read).
 func (b *batchConn) readOnce(fd uintptr) bool {
-	for {
-		if b.rbuf == nil {
-			b.rbuf = getBuf(readBatch)
-		}
-		m, e := syscall.Read(int(fd), (*b.rbuf)[:readBatch])
-		switch {
-		case e == syscall.EINTR:
-			continue
-		case e == syscall.EAGAIN:
-			putBuf(b.rbuf)
-			b.rbuf = nil
-			return false
-		case e != nil:
-			b.rerr = e
-		case m == 0:
-			b.rerr = io.EOF
-		default:
-			b.rn = m
-		}
-		return true
+	if b.rbuf == nil {
+		b.rbuf = getBuf(b.rsize.next())
 	}
+	p := *b.rbuf
+	m, e := rawRead(fd, p)
+	switch {
+	case e == syscall.EAGAIN:
+		putBuf(b.rbuf)
+		b.rbuf = nil
+		return false
+	case e != 0:
+		b.rerr = os.NewSyscallError("read", e)
+	case m == 0:
+		b.rerr = io.EOF
+	default:
+		b.rn = m
+		b.rsize.observe(m, len(p))
+	}
+	return true
 }
 
-// begin starts gathering writes until flush.
-func (b *batchConn) begin() {
+// begin starts gathering writes until flush; about n bytes of records are expected.
+func (b *batchConn) begin(n int) {
 	b.mu.Lock()
-	b.on = true
+	b.on, b.hint = true, n
 	b.mu.Unlock()
 }
 
@@ -119,18 +135,31 @@ func (b *batchConn) Write(p []byte) (int, error) {
 		if err := b.flushLocked(); err != nil {
 			return 0, err
 		}
-		return b.Conn.Write(p)
+		if err := b.writeAll(p); err != nil {
+			return 0, err
+		}
+		return len(p), nil
 	}
-	if b.n+len(p) > batchMax {
+	if b.buf != nil && b.n+len(p) > len(*b.buf) && len(*b.buf) < batchMax {
+		// More than the hint said: move to a larger buffer.
+		nb := getBuf(min(batchMax, b.n+len(p)))
+		copy(*nb, (*b.buf)[:b.n])
+		putBuf(b.buf)
+		b.buf = nb
+	}
+	if b.buf != nil && b.n+len(p) > len(*b.buf) {
 		if err := b.flushLocked(); err != nil {
 			return 0, err
 		}
-		if len(p) >= batchMax {
-			return b.Conn.Write(p)
-		}
 	}
 	if b.buf == nil {
-		b.buf = getBuf(batchMax)
+		if len(p) >= batchMax {
+			if err := b.writeAll(p); err != nil {
+				return 0, err
+			}
+			return len(p), nil
+		}
+		b.buf = getBuf(min(batchMax, max(b.hint, len(p))))
 	}
 	b.n += copy((*b.buf)[b.n:], p)
 	return len(p), nil
@@ -148,8 +177,46 @@ func (b *batchConn) flushLocked() error {
 	if b.buf == nil {
 		return nil
 	}
-	_, err := b.Conn.Write((*b.buf)[:b.n])
+	err := b.writeAll((*b.buf)[:b.n])
 	putBuf(b.buf)
 	b.buf, b.n = nil, 0
 	return err
+}
+
+// writeAll writes p whole. On a raw socket it uses raw writes (see rawWrite), waiting in
+// the poller only when the socket buffer is full; write deadlines apply. mu must be held.
+func (b *batchConn) writeAll(p []byte) error {
+	if b.raw == nil {
+		_, err := b.Conn.Write(p)
+		return err
+	}
+	b.wp, b.werr = p, nil
+	err := b.raw.Write(b.writeFn)
+	if err == nil {
+		err = b.werr
+	}
+	b.wp, b.werr = nil, nil
+	return err
+}
+
+// writeOnce is the raw write callback: it writes until done, a failure, or EAGAIN
+// (false: wait for the socket to drain).
+func (b *batchConn) writeOnce(fd uintptr) bool {
+	for len(b.wp) > 0 {
+		n, e := rawWrite(fd, b.wp)
+		switch {
+		case e == syscall.EAGAIN:
+			return false
+		case e != 0:
+			b.werr = os.NewSyscallError("write", e)
+			return true
+		}
+		b.wp = b.wp[n:]
+	}
+	return true
+}
+
+// recordsSize is the size of n bytes of payload once sealed into TLS records.
+func recordsSize(n int) int {
+	return n + (n/tlsRecordMax+1)*tlsRecordOverhead
 }

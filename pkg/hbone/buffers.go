@@ -39,3 +39,26 @@ func putBuf(b *[]byte) {
 		}
 	}
 }
+
+// sizer picks read sizes that follow the traffic: reads start at the smallest buffer
+// class, go one class up after a read that filled its buffer and one down after a read
+// that used under an eighth of it, never above max. Request/response traffic thus
+// touches 16 KiB buffers (and keeps the heap, and so the GC's goal, small), while bulk
+// transfers reach max within a few reads.
+type sizer struct {
+	class int
+	max   int
+}
+
+// next is the size to read into.
+func (z *sizer) next() int { return min(bufClasses[z.class], z.max) }
+
+// observe records a read of n bytes into a buffer of size bytes.
+func (z *sizer) observe(n, size int) {
+	switch {
+	case n >= size && z.class+1 < len(bufClasses) && bufClasses[z.class] < z.max:
+		z.class++
+	case n < size/8 && z.class > 0:
+		z.class--
+	}
+}

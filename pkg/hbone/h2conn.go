@@ -189,19 +189,20 @@ func (c *h2conn) writeFrame(b []byte) error {
 }
 
 func (c *h2conn) writeLocked(b []byte) error {
-	if c.bc != nil {
-		c.bc.begin()
-	}
-	var err error
+	c.pendOut = c.pendOut[:0]
 	if c.pendFlag.Load() {
 		c.pmu.Lock()
-		c.pendOut = append(c.pendOut[:0], c.pend...)
+		c.pendOut = append(c.pendOut, c.pend...)
 		c.pend = c.pend[:0]
 		c.pendFlag.Store(false)
 		c.pmu.Unlock()
-		if len(c.pendOut) > 0 {
-			_, err = c.nc.Write(c.pendOut)
-		}
+	}
+	if c.bc != nil {
+		c.bc.begin(recordsSize(len(c.pendOut)) + recordsSize(len(b)))
+	}
+	var err error
+	if len(c.pendOut) > 0 {
+		_, err = c.nc.Write(c.pendOut)
 	}
 	if err == nil && len(b) > 0 {
 		_, err = c.nc.Write(b)

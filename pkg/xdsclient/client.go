@@ -3,36 +3,39 @@
 // response to a Handler and ACKs or NACKs it by the Handler's verdict. On stream errors
 // it reconnects with exponential backoff and reports the versions it has accepted
 // (initial_resource_versions), so the server resends only what changed (Envoy's delta
-// xDS protocol, as Istio's ztunnel speaks it). ztunnel uses it for WDS; the waypoint
-// uses it for its own types.
+// xDS protocol, as Istio's ztunnel speaks it).
+//
+// This package speaks in go-control-plane's Envoy types (corev3.Node,
+// discoveryv3.Resource); it is a thin layer over pkg/xdsclient/delta, which does the
+// work with a minimal wire-identical message set. Binaries that mind their footprint
+// (ztunnel) use delta directly and so link none of Envoy's generated API.
 package xdsclient
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus"
-	statuspb "google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/ambitmesh/ambit/pkg/xdsclient/delta"
 )
 
 // Backoff defaults: the first retry waits DefaultBackoff; each failure in a row doubles
 // the wait up to MaxBackoff. A stream that delivered a response resets it.
 const (
-	DefaultBackoff = 500 * time.Millisecond
-	MaxBackoff     = 30 * time.Second
+	DefaultBackoff = delta.DefaultBackoff
+	MaxBackoff     = delta.MaxBackoff
 )
 
 // ErrUnsubscribedType is the NACK reason for a response of a type the client did not
 // subscribe to; such responses never reach the Handler.
-var ErrUnsubscribedType = errors.New("response for unsubscribed type")
+var ErrUnsubscribedType = delta.ErrUnsubscribedType
 
 // Handler receives the resources of each response.
 type Handler interface {
@@ -69,43 +72,23 @@ type Config struct {
 
 // Client is a delta xDS client. Build it with New and run it with Run.
 type Client struct {
-	cfg        Config
-	synced     chan struct{}
-	syncedOnce sync.Once
-
-	// Touched only by the goroutine in Run.
-	versions map[string]map[string]string // type URL -> resource name -> accepted version
-	accepted map[string]bool              // type URLs with an accepted response
-
-	streams           prometheus.Counter
-	received, removed *prometheus.CounterVec
+	c       *delta.Client
+	nodeErr error
 }
 
 // New builds a client; it does not connect until Run.
 func New(cfg Config) *Client {
-	if cfg.Backoff <= 0 {
-		cfg.Backoff = DefaultBackoff
+	node, err := convert(cfg.Node, &delta.Node{})
+	dc := delta.Config{
+		Conn: cfg.Conn, Node: node, TypeURLs: cfg.TypeURLs, Backoff: cfg.Backoff,
+		Logger: cfg.Logger, Registerer: cfg.Registerer,
 	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
+	if cfg.Handler != nil {
+		dc.Handler = handler{cfg.Handler}
 	}
-	c := &Client{
-		cfg:      cfg,
-		synced:   make(chan struct{}),
-		versions: map[string]map[string]string{},
-		accepted: map[string]bool{},
-	}
-	for _, t := range cfg.TypeURLs {
-		c.versions[t] = map[string]string{}
-	}
-	c.streams = prometheus.NewCounter(prometheus.CounterOpts{
-		Name: "ambit_xds_streams_total", Help: "Delta xDS streams opened to the control plane."})
-	c.received = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ambit_xds_resources_received_total", Help: "Resources received in delta xDS responses, by type URL."}, []string{"type"})
-	c.removed = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "ambit_xds_resources_removed_total", Help: "Resource removals received in delta xDS responses, by type URL."}, []string{"type"})
-	if cfg.Registerer != nil {
-		cfg.Registerer.MustRegister(c.streams, c.received, c.removed)
+	c := &Client{c: delta.New(dc)}
+	if err != nil {
+		c.nodeErr = fmt.Errorf("run xds client: encode node: %w", err)
 	}
 	return c
 }
@@ -113,117 +96,47 @@ func New(cfg Config) *Client {
 // Synced is closed once a response for every subscribed type has been accepted by the
 // Handler (a NACKed response does not count), so callers can gate readiness on it. It
 // stays closed across reconnects.
-func (c *Client) Synced() <-chan struct{} { return c.synced }
+func (c *Client) Synced() <-chan struct{} { return c.c.Synced() }
 
 // Run keeps a stream open until ctx ends, then returns nil. Stream failures are logged
 // and retried with backoff; accepted state is kept across reconnects and across calls to
 // Run. Run must not be called concurrently with itself. A Config without Conn, Handler or
-// TypeURLs is an error.
+// TypeURLs, or with a Node that cannot be encoded, is an error.
 func (c *Client) Run(ctx context.Context) error {
-	if c.cfg.Conn == nil || c.cfg.Handler == nil || len(c.cfg.TypeURLs) == 0 {
-		return errors.New("run xds client: config needs Conn, Handler and TypeURLs")
+	if c.nodeErr != nil {
+		return c.nodeErr
 	}
-	maxWait := max(MaxBackoff, c.cfg.Backoff)
-	wait := c.cfg.Backoff
-	for {
-		gotResponse, err := c.stream(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if gotResponse {
-			wait = c.cfg.Backoff
-		}
-		c.cfg.Logger.Warn("xds stream ended; reconnecting", "err", err, "after", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		wait = min(wait*2, maxWait)
-	}
+	return c.c.Run(ctx)
 }
 
-// stream runs one DeltaAggregatedResources stream until it fails or ctx ends. It
-// reports whether any response arrived.
-func (c *Client) stream(ctx context.Context) (gotResponse bool, err error) {
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	ads := discoveryv3.NewAggregatedDiscoveryServiceClient(c.cfg.Conn)
-	s, err := ads.DeltaAggregatedResources(ctx)
-	if err != nil {
-		return false, fmt.Errorf("open delta ads stream: %w", err)
-	}
-	for _, t := range c.cfg.TypeURLs {
-		req := &discoveryv3.DeltaDiscoveryRequest{
-			Node:                    c.cfg.Node,
-			TypeUrl:                 t,
-			ResourceNamesSubscribe:  []string{"*"},
-			InitialResourceVersions: cloneVersions(c.versions[t]),
-		}
-		if err := s.Send(req); err != nil {
-			return false, fmt.Errorf("subscribe %s: %w", t, err)
-		}
-	}
-	c.streams.Inc()
-	c.cfg.Logger.Info("xds stream open", "types", c.cfg.TypeURLs)
-	for {
-		resp, err := s.Recv()
+// handler hands delta's resources to an Envoy-typed Handler.
+type handler struct{ h Handler }
+
+func (h handler) Apply(typeURL string, upserts []*delta.Resource, removed []string) error {
+	rs := make([]*discoveryv3.Resource, len(upserts))
+	for i, u := range upserts {
+		r, err := convert(u, &discoveryv3.Resource{})
 		if err != nil {
-			return gotResponse, fmt.Errorf("receive: %w", err)
+			return fmt.Errorf("decode resource %q: %w", u.GetName(), err)
 		}
-		gotResponse = true
-		if err := s.Send(c.handle(resp)); err != nil {
-			return gotResponse, fmt.Errorf("send ack: %w", err)
-		}
+		rs[i] = r
 	}
+	return h.h.Apply(typeURL, rs, removed)
 }
 
-// handle applies one response and returns its ACK or NACK.
-func (c *Client) handle(resp *discoveryv3.DeltaDiscoveryResponse) *discoveryv3.DeltaDiscoveryRequest {
-	t := resp.GetTypeUrl()
-	ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t, ResponseNonce: resp.GetNonce()}
-	if _, ok := c.versions[t]; ok {
-		c.received.WithLabelValues(t).Add(float64(len(resp.GetResources())))
-		c.removed.WithLabelValues(t).Add(float64(len(resp.GetRemovedResources())))
+// convert re-decodes from as to, field for field (both are the same wire message; fields
+// one side does not know travel as unknown fields). A nil from gives a nil to.
+func convert[From, To proto.Message](from From, to To) (To, error) {
+	var zero To
+	if !from.ProtoReflect().IsValid() {
+		return zero, nil
 	}
-	var err error
-	if held, ok := c.versions[t]; !ok {
-		err = fmt.Errorf("%w: %q", ErrUnsubscribedType, t)
-	} else if err = c.cfg.Handler.Apply(t, resp.GetResources(), resp.GetRemovedResources()); err == nil {
-		for _, r := range resp.GetResources() {
-			held[r.GetName()] = r.GetVersion()
-		}
-		for _, name := range resp.GetRemovedResources() {
-			delete(held, name)
-		}
-		c.markAccepted(t)
-	}
+	b, err := proto.Marshal(from)
 	if err != nil {
-		c.cfg.Logger.Warn("xds nack", "type", t, "nonce", resp.GetNonce(), "err", err)
-		ack.ErrorDetail = &statuspb.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
+		return zero, err
 	}
-	return ack
-}
-
-func (c *Client) markAccepted(typeURL string) {
-	c.accepted[typeURL] = true
-	for _, t := range c.cfg.TypeURLs {
-		if !c.accepted[t] {
-			return
-		}
+	if err := proto.Unmarshal(b, to); err != nil {
+		return zero, err
 	}
-	c.syncedOnce.Do(func() { close(c.synced) })
-}
-
-func cloneVersions(m map[string]string) map[string]string {
-	if len(m) == 0 {
-		return nil
-	}
-	out := make(map[string]string, len(m))
-	for k, v := range m {
-		out[k] = v
-	}
-	return out
+	return to, nil
 }

@@ -105,16 +105,3 @@ func TestRunRejectsIncompleteConfig(t *testing.T) {
 		})
 	}
 }
-
-func TestUnsubscribedTypeIsNacked(t *testing.T) {
-	s := newStore()
-	c := New(Config{TypeURLs: []string{typeA}, Handler: s})
-	ack := c.handle(&discoveryv3.DeltaDiscoveryResponse{TypeUrl: typeB, Nonce: "7",
-		Resources: []*discoveryv3.Resource{{Name: "r", Version: "v"}}})
-	if ack.GetErrorDetail() == nil || ack.GetResponseNonce() != "7" || ack.GetTypeUrl() != typeB {
-		t.Fatalf("ack = %v, want a NACK of nonce 7", ack)
-	}
-	if calls, _ := s.snapshot(); len(calls) != 0 {
-		t.Fatalf("handler called for unsubscribed type: %v", calls)
-	}
-}

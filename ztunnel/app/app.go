@@ -13,7 +13,6 @@ import (
 	"os"
 	"strings"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
@@ -23,7 +22,7 @@ import (
 
 	"github.com/ambitmesh/ambit/pkg/caclient"
 	"github.com/ambitmesh/ambit/pkg/spiffe"
-	"github.com/ambitmesh/ambit/pkg/xdsclient"
+	"github.com/ambitmesh/ambit/pkg/xdsclient/delta"
 	"github.com/ambitmesh/ambit/pkg/zds"
 	"github.com/ambitmesh/ambit/ztunnel/admin"
 	"github.com/ambitmesh/ambit/ztunnel/inpod"
@@ -93,9 +92,9 @@ func Run(ctx context.Context, cfg Config) error {
 			Metrics: metrics.New(reg), TrustDomain: cfg.TrustDomain, Logger: log,
 		},
 	}
-	xds := xdsclient.New(xdsclient.Config{
+	xds := delta.New(delta.Config{
 		Conn:       xdsConn,
-		Node:       &corev3.Node{Id: "ztunnel~" + cfg.NodeName, Cluster: cfg.ClusterID},
+		Node:       &delta.Node{Id: "ztunnel~" + cfg.NodeName, Cluster: cfg.ClusterID},
 		TypeURLs:   []string{state.TypeAddress, state.TypeAuthorization},
 		Handler:    z.store,
 		Logger:     log,

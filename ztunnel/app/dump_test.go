@@ -4,24 +4,24 @@ import (
 	"encoding/json"
 	"testing"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"istio.io/istio/pkg/workloadapi/security"
 
 	"github.com/ambitmesh/ambit/pkg/caclient"
+	"github.com/ambitmesh/ambit/pkg/xdsclient/delta"
 	"github.com/ambitmesh/ambit/ztunnel/inpod"
 	"github.com/ambitmesh/ambit/ztunnel/state"
 )
 
 func TestConfigDumpPolicies(t *testing.T) {
 	z := &Ztunnel{store: state.New(), certs: caclient.NewManager(nil, true, nil), inpod: &inpod.Manager{}}
-	var rs []*discoveryv3.Resource
+	var rs []*delta.Resource
 	for _, name := range []string{"b", "a"} {
 		a, err := anypb.New(&security.Authorization{Name: name, Namespace: "demo", Scope: security.Scope_NAMESPACE, Action: security.Action_DENY})
 		if err != nil {
 			t.Fatal(err)
 		}
-		rs = append(rs, &discoveryv3.Resource{Name: "demo/" + name, Resource: a})
+		rs = append(rs, &delta.Resource{Name: "demo/" + name, Resource: a})
 	}
 	if err := z.store.Apply(state.TypeAuthorization, rs, nil); err != nil {
 		t.Fatal(err)

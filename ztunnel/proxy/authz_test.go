@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
@@ -21,23 +20,24 @@ import (
 
 	"github.com/ambitmesh/ambit/pkg/hbone"
 	"github.com/ambitmesh/ambit/pkg/spiffe"
+	"github.com/ambitmesh/ambit/pkg/xdsclient/delta"
 	"github.com/ambitmesh/ambit/ztunnel/metrics"
 	"github.com/ambitmesh/ambit/ztunnel/rbac"
 	"github.com/ambitmesh/ambit/ztunnel/state"
 )
 
-func anyOf(t *testing.T, name string, m proto.Message) *discoveryv3.Resource {
+func anyOf(t *testing.T, name string, m proto.Message) *delta.Resource {
 	t.Helper()
 	a, err := anypb.New(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &discoveryv3.Resource{Name: name, Resource: a}
+	return &delta.Resource{Name: name, Resource: a}
 }
 
 func (f *fixture) applyAddress(t *testing.T, a *workloadapi.Address) {
 	t.Helper()
-	if err := f.store.Apply(state.TypeAddress, []*discoveryv3.Resource{anyOf(t, a.GetWorkload().GetUid(), a)}, nil); err != nil {
+	if err := f.store.Apply(state.TypeAddress, []*delta.Resource{anyOf(t, a.GetWorkload().GetUid(), a)}, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -45,7 +45,7 @@ func (f *fixture) applyAddress(t *testing.T, a *workloadapi.Address) {
 // applyPolicies upserts ps and removes the named policies in one WDS update.
 func (f *fixture) applyPolicies(t *testing.T, removed []string, ps ...*security.Authorization) {
 	t.Helper()
-	var rs []*discoveryv3.Resource
+	var rs []*delta.Resource
 	for _, p := range ps {
 		rs = append(rs, anyOf(t, p.Namespace+"/"+p.Name, p))
 	}

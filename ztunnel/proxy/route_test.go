@@ -5,22 +5,22 @@ import (
 	"net/netip"
 	"testing"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"istio.io/istio/pkg/workloadapi"
 
+	"github.com/ambitmesh/ambit/pkg/xdsclient/delta"
 	"github.com/ambitmesh/ambit/ztunnel/state"
 )
 
 const svcKey = "demo/server.demo.svc.cluster.local"
 
-func addr(t *testing.T, name string, a *workloadapi.Address) *discoveryv3.Resource {
+func addr(t *testing.T, name string, a *workloadapi.Address) *delta.Resource {
 	t.Helper()
 	anyv, err := anypb.New(a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &discoveryv3.Resource{Name: name, Resource: anyv}
+	return &delta.Resource{Name: name, Resource: anyv}
 }
 
 func wl(uid, ip string, proto workloadapi.TunnelProtocol, status workloadapi.WorkloadStatus) *workloadapi.Address {
@@ -34,7 +34,7 @@ func wl(uid, ip string, proto workloadapi.TunnelProtocol, status workloadapi.Wor
 func newRouter(t *testing.T, ws ...*workloadapi.Address) *Router {
 	t.Helper()
 	s := state.New()
-	res := []*discoveryv3.Resource{addr(t, svcKey, &workloadapi.Address{Type: &workloadapi.Address_Service{Service: &workloadapi.Service{
+	res := []*delta.Resource{addr(t, svcKey, &workloadapi.Address{Type: &workloadapi.Address_Service{Service: &workloadapi.Service{
 		Name: "server", Namespace: "demo", Hostname: "server.demo.svc.cluster.local",
 		Addresses: []*workloadapi.NetworkAddress{{Address: netip.MustParseAddr("10.96.0.10").AsSlice()}},
 		Ports:     []*workloadapi.Port{{ServicePort: 80, TargetPort: 8080}},

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"slices"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"istio.io/istio/pkg/workloadapi"
 	"istio.io/istio/pkg/workloadapi/security"
 
+	"github.com/ambitmesh/ambit/pkg/xdsclient/delta"
 	"github.com/ambitmesh/ambit/ztunnel/rbac"
 )
 
@@ -22,7 +22,7 @@ type policyState struct {
 // first and nothing is applied if one fails (the response is NACKed and the previous
 // policies kept). Policies are keyed by resource name ("<ns>/<name>"), the key workloads
 // use in authorization_policies (as Istio's ztunnel).
-func (s *Store) applyAuthorization(upserts []*discoveryv3.Resource, removed []string) error {
+func (s *Store) applyAuthorization(upserts []*delta.Resource, removed []string) error {
 	compiled := make(map[string]*rbac.Policy, len(upserts))
 	for _, r := range upserts {
 		if r.GetResource() == nil {

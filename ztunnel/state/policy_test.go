@@ -4,20 +4,21 @@ import (
 	"errors"
 	"testing"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"istio.io/istio/pkg/workloadapi"
 	"istio.io/istio/pkg/workloadapi/security"
+
+	"github.com/ambitmesh/ambit/pkg/xdsclient/delta"
 )
 
-func authz(t *testing.T, ns, name string, scope security.Scope, action security.Action) *discoveryv3.Resource {
+func authz(t *testing.T, ns, name string, scope security.Scope, action security.Action) *delta.Resource {
 	t.Helper()
 	anyv, err := anypb.New(&security.Authorization{Name: name, Namespace: ns, Scope: scope, Action: action})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &discoveryv3.Resource{Name: ns + "/" + name, Resource: anyv}
+	return &delta.Resource{Name: ns + "/" + name, Resource: anyv}
 }
 
 // changed reports whether ch is closed.
@@ -36,7 +37,7 @@ func TestApplyAuthorization(t *testing.T) {
 		t.Fatal("new store has policies")
 	}
 	ch, gen := s.PolicyChanged(), s.PolicyGeneration()
-	err := s.Apply(TypeAuthorization, []*discoveryv3.Resource{
+	err := s.Apply(TypeAuthorization, []*delta.Resource{
 		authz(t, "demo", "deny-all", security.Scope_NAMESPACE, security.Action_DENY),
 		authz(t, "istio-system", "strict", security.Scope_GLOBAL, security.Action_DENY),
 	}, nil)
@@ -54,7 +55,7 @@ func TestApplyAuthorization(t *testing.T) {
 		t.Fatal("fresh channel already closed")
 	}
 	// Upsert replaces, removal deletes.
-	err = s.Apply(TypeAuthorization, []*discoveryv3.Resource{
+	err = s.Apply(TypeAuthorization, []*delta.Resource{
 		authz(t, "demo", "deny-all", security.Scope_NAMESPACE, security.Action_ALLOW),
 	}, []string{"istio-system/strict"})
 	if err != nil {
@@ -69,7 +70,7 @@ func TestApplyAuthorizationRejectsAtomically(t *testing.T) {
 	s := New()
 	badAny, _ := anypb.New(&workloadapi.Address{}) // wrong message type
 	unknownScope, _ := anypb.New(&security.Authorization{Name: "x", Namespace: "demo", Scope: 9})
-	for name, bad := range map[string]*discoveryv3.Resource{
+	for name, bad := range map[string]*delta.Resource{
 		"wrong type":    {Name: "demo/bad", Resource: badAny},
 		"empty":         {Name: "demo/bad"},
 		"unknown scope": {Name: "demo/bad", Resource: unknownScope},
@@ -77,7 +78,7 @@ func TestApplyAuthorizationRejectsAtomically(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			ch := s.PolicyChanged()
-			err := s.Apply(TypeAuthorization, []*discoveryv3.Resource{
+			err := s.Apply(TypeAuthorization, []*delta.Resource{
 				authz(t, "demo", "ok", security.Scope_NAMESPACE, security.Action_DENY), bad,
 			}, nil)
 			if !errors.Is(err, ErrBadResource) {
@@ -99,15 +100,15 @@ func TestWorkloadChangesSignalPolicy(t *testing.T) {
 	}
 	steps := []struct {
 		name    string
-		upserts []*discoveryv3.Resource
+		upserts []*delta.Resource
 		removed []string
 		want    bool
 	}{
-		{"workload added", []*discoveryv3.Resource{resource(t, "c//Pod/demo/a", wl())}, nil, true},
-		{"same workload again", []*discoveryv3.Resource{resource(t, "c//Pod/demo/a", wl())}, nil, false},
-		{"service added", []*discoveryv3.Resource{resource(t, "demo/svc", service("10.96.0.1"))}, nil, false},
-		{"policy list changed", []*discoveryv3.Resource{resource(t, "c//Pod/demo/a", wl("demo/p"))}, nil, true},
-		{"canonical name changed", []*discoveryv3.Resource{resource(t, "c//Pod/demo/a", func() *workloadapi.Address {
+		{"workload added", []*delta.Resource{resource(t, "c//Pod/demo/a", wl())}, nil, true},
+		{"same workload again", []*delta.Resource{resource(t, "c//Pod/demo/a", wl())}, nil, false},
+		{"service added", []*delta.Resource{resource(t, "demo/svc", service("10.96.0.1"))}, nil, false},
+		{"policy list changed", []*delta.Resource{resource(t, "c//Pod/demo/a", wl("demo/p"))}, nil, true},
+		{"canonical name changed", []*delta.Resource{resource(t, "c//Pod/demo/a", func() *workloadapi.Address {
 			a := proto.Clone(wl("demo/p")).(*workloadapi.Address)
 			a.GetWorkload().CanonicalName = "x"
 			return a

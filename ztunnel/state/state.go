@@ -12,10 +12,10 @@ import (
 	"sync"
 	"sync/atomic"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"istio.io/istio/pkg/workloadapi"
 
 	"github.com/ambitmesh/ambit/pkg/spiffe"
+	"github.com/ambitmesh/ambit/pkg/xdsclient/delta"
 	"github.com/ambitmesh/ambit/ztunnel/rbac"
 )
 
@@ -98,10 +98,11 @@ func (s *Store) Subscribe(fn func()) {
 	s.subs = append(s.subs, fn)
 }
 
-// Apply implements xdsclient.Handler for the Address and Authorization types: it decodes
-// every upserted resource first and applies nothing if any fails (the error wraps
-// ErrBadResource; the response is NACKed). Other type URLs are accepted and ignored.
-func (s *Store) Apply(typeURL string, upserts []*discoveryv3.Resource, removed []string) error {
+// Apply implements delta.Handler (pkg/xdsclient/delta) for the Address and
+// Authorization types: it decodes every upserted resource first and applies nothing if
+// any fails (the error wraps ErrBadResource; the response is NACKed). Other type URLs
+// are accepted and ignored.
+func (s *Store) Apply(typeURL string, upserts []*delta.Resource, removed []string) error {
 	switch typeURL {
 	case TypeAddress:
 		return s.applyAddress(upserts, removed)
@@ -111,7 +112,7 @@ func (s *Store) Apply(typeURL string, upserts []*discoveryv3.Resource, removed [
 	return nil
 }
 
-func (s *Store) applyAddress(upserts []*discoveryv3.Resource, removed []string) error {
+func (s *Store) applyAddress(upserts []*delta.Resource, removed []string) error {
 	decoded := make(map[string]*workloadapi.Address, len(upserts))
 	for _, r := range upserts {
 		addr := &workloadapi.Address{}

@@ -5,19 +5,20 @@ import (
 	"net/netip"
 	"testing"
 
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 	"istio.io/istio/pkg/workloadapi"
+
+	"github.com/ambitmesh/ambit/pkg/xdsclient/delta"
 )
 
-func resource(t *testing.T, name string, a *workloadapi.Address) *discoveryv3.Resource {
+func resource(t *testing.T, name string, a *workloadapi.Address) *delta.Resource {
 	t.Helper()
 	anyv, err := anypb.New(a)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &discoveryv3.Resource{Name: name, Resource: anyv}
+	return &delta.Resource{Name: name, Resource: anyv}
 }
 
 func workload(uid, ip string, svcKey string) *workloadapi.Address {
@@ -42,7 +43,7 @@ func service(vip string) *workloadapi.Address {
 func TestApplyAndLookups(t *testing.T) {
 	s := New()
 	const key = "demo/server.demo.svc.cluster.local"
-	err := s.Apply(TypeAddress, []*discoveryv3.Resource{
+	err := s.Apply(TypeAddress, []*delta.Resource{
 		resource(t, "c//Pod/demo/b", workload("c//Pod/demo/b", "10.0.0.2", key)),
 		resource(t, "c//Pod/demo/a", workload("c//Pod/demo/a", "10.0.0.1", key)),
 		resource(t, key, service("10.96.0.10")),
@@ -75,7 +76,7 @@ func TestApplyAndLookups(t *testing.T) {
 func TestApplyRejectsBadResourceAtomically(t *testing.T) {
 	s := New()
 	bad, _ := anypb.New(wrapperspb.String("not an address"))
-	err := s.Apply(TypeAddress, []*discoveryv3.Resource{
+	err := s.Apply(TypeAddress, []*delta.Resource{
 		resource(t, "ok", workload("ok", "10.0.0.9", "")),
 		{Name: "bad", Resource: bad},
 	}, nil)
@@ -85,7 +86,7 @@ func TestApplyRejectsBadResourceAtomically(t *testing.T) {
 	if s.WorkloadByUID("ok") != nil {
 		t.Fatal("part of a rejected response was applied")
 	}
-	if err := s.Apply(TypeAddress, []*discoveryv3.Resource{{Name: "empty"}}, nil); !errors.Is(err, ErrBadResource) {
+	if err := s.Apply(TypeAddress, []*delta.Resource{{Name: "empty"}}, nil); !errors.Is(err, ErrBadResource) {
 		t.Fatalf("empty resource: %v", err)
 	}
 }
