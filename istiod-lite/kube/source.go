@@ -70,6 +70,7 @@ type coreListers struct {
 	serviceAccounts corelisters.ServiceAccountLister
 	nodes           corelisters.NodeLister
 	endpointSlices  discoverylisters.EndpointSliceLister
+	podOrder        *podOrder
 }
 
 // Run starts the informers, waits for their caches, delivers the first snapshot and
@@ -118,7 +119,7 @@ func (s *Source) Run(ctx context.Context) error {
 	if err := pol.start(ctx, nil); err != nil {
 		return fmt.Errorf("kube source: %w", err)
 	}
-	if !waitSynced(ctx, log, factory.WaitForCacheSync, pol.waitInitial) {
+	if !waitSynced(ctx, log, factory.WaitForCacheSync, pol.waitInitial, core.podOrder.waitSynced) {
 		return nil
 	}
 	s.pods.Store(&core.pods)
@@ -171,7 +172,7 @@ func (s *Source) deliver(log *slog.Logger, core *coreListers, pol *policyWatch) 
 		log.Error("build snapshot from informers; keeping the previous one", "err", err)
 		return
 	}
-	snap.Sort()
+	snap.SortExceptPods() // pods come in order (podOrder)
 	s.OnChange(snap)
 }
 
@@ -199,7 +200,13 @@ func newCoreListers(f informers.SharedInformerFactory, h cache.ResourceEventHand
 		serviceAccounts: core.ServiceAccounts().Lister(),
 		nodes:           core.Nodes().Lister(),
 		endpointSlices:  disc.EndpointSlices().Lister(),
+		podOrder:        &podOrder{},
 	}
+	reg, err := core.Pods().Informer().AddEventHandler(l.podOrder.handler())
+	if err != nil {
+		return nil, fmt.Errorf("add event handler: %w", err)
+	}
+	l.podOrder.synced = reg.HasSynced
 	for _, inf := range []cache.SharedIndexInformer{
 		core.Namespaces().Informer(), core.Pods().Informer(), core.Services().Informer(),
 		core.ServiceAccounts().Informer(), core.Nodes().Informer(), disc.EndpointSlices().Informer(),
@@ -216,7 +223,7 @@ func (l *coreListers) snapshot() (*kubefile.Snapshot, error) {
 	snap := &kubefile.Snapshot{}
 	var errs [6]error
 	snap.Namespaces, errs[0] = l.namespaces.List(all)
-	snap.Pods, errs[1] = l.pods.List(all)
+	snap.Pods = l.podOrder.list(func(ns, name string) (*corev1.Pod, error) { return l.pods.Pods(ns).Get(name) })
 	snap.Services, errs[2] = l.services.List(all)
 	snap.ServiceAccounts, errs[3] = l.serviceAccounts.List(all)
 	snap.Nodes, errs[4] = l.nodes.List(all)

@@ -167,8 +167,14 @@ func stripComments(doc []byte) string {
 // snapshot out. It compares the objects' fields directly (no interface calls): the
 // Kubernetes source sorts 10,000 pods per snapshot.
 func (s *Snapshot) Sort() {
-	sortByMeta(s.Namespaces, func(o *corev1.Namespace) *metav1.ObjectMeta { return &o.ObjectMeta })
 	sortByMeta(s.Pods, func(o *corev1.Pod) *metav1.ObjectMeta { return &o.ObjectMeta })
+	s.SortExceptPods()
+}
+
+// SortExceptPods sorts every slice but Pods, for a source that lists pods in order
+// already (the Kubernetes source keeps its pod keys sorted).
+func (s *Snapshot) SortExceptPods() {
+	sortByMeta(s.Namespaces, func(o *corev1.Namespace) *metav1.ObjectMeta { return &o.ObjectMeta })
 	sortByMeta(s.Services, func(o *corev1.Service) *metav1.ObjectMeta { return &o.ObjectMeta })
 	sortByMeta(s.ServiceAccounts, func(o *corev1.ServiceAccount) *metav1.ObjectMeta { return &o.ObjectMeta })
 	sortByMeta(s.Nodes, func(o *corev1.Node) *metav1.ObjectMeta { return &o.ObjectMeta })
@@ -177,12 +183,17 @@ func (s *Snapshot) Sort() {
 	sortByMeta(s.PeerAuthentications, func(o *securityv1.PeerAuthentication) *metav1.ObjectMeta { return &o.ObjectMeta })
 }
 
+// sortByMeta sorts list unless it already is (the Kubernetes source lists pods in
+// order).
 func sortByMeta[T any](list []T, meta func(T) *metav1.ObjectMeta) {
-	slices.SortFunc(list, func(a, b T) int {
+	compare := func(a, b T) int {
 		ma, mb := meta(a), meta(b)
 		if c := strings.Compare(ma.Namespace, mb.Namespace); c != 0 {
 			return c
 		}
 		return strings.Compare(ma.Name, mb.Name)
-	})
+	}
+	if !slices.IsSortedFunc(list, compare) {
+		slices.SortFunc(list, compare)
+	}
 }
