@@ -103,19 +103,15 @@ func (b *batchConn) readOnce(fd uintptr) bool {
 		b.rbuf = getBuf(b.rsize.next())
 	}
 	p := *b.rbuf
-	m, e := rawRead(fd, p)
-	switch {
-	case e == syscall.EAGAIN:
+	n, err, again := readResult(rawRead(fd, p))
+	if again {
 		putBuf(b.rbuf)
 		b.rbuf = nil
 		return false
-	case e != 0:
-		b.rerr = os.NewSyscallError("read", e)
-	case m == 0:
-		b.rerr = io.EOF
-	default:
-		b.rn = m
-		b.rsize.observe(m, len(p))
+	}
+	b.rn, b.rerr = n, err
+	if err == nil {
+		b.rsize.observe(n, len(p))
 	}
 	return true
 }

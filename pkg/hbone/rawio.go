@@ -120,19 +120,15 @@ func (r *appReader) readOnce(fd uintptr) bool {
 	if r.buf == nil {
 		r.buf = getBuf(frameHeaderLen + r.limit)
 	}
-	m, e := rawRead(fd, (*r.buf)[frameHeaderLen:frameHeaderLen+r.limit])
-	switch {
-	case e == syscall.EAGAIN:
+	n, err, again := readResult(rawRead(fd, (*r.buf)[frameHeaderLen:frameHeaderLen+r.limit]))
+	if again {
 		putBuf(r.buf)
 		r.buf = nil
 		return false
-	case e != 0:
-		r.err = os.NewSyscallError("read", e)
-	case m == 0:
-		r.err = io.EOF
-	default:
-		r.n = m
-		r.size.observe(m, r.limit)
+	}
+	r.n, r.err = n, err
+	if err == nil {
+		r.size.observe(n, r.limit)
 	}
 	return true
 }
@@ -164,4 +160,18 @@ func rawWrite(fd uintptr, p []byte) (int, syscall.Errno) {
 			return int(n), e
 		}
 	}
+}
+
+// readResult classifies one non-blocking read(2): again when the socket had nothing to
+// read (EAGAIN), io.EOF on an orderly shutdown, else the byte count or the error.
+func readResult(m int, e syscall.Errno) (n int, err error, again bool) {
+	switch {
+	case e == syscall.EAGAIN:
+		return 0, nil, true
+	case e != 0:
+		return 0, os.NewSyscallError("read", e), false
+	case m == 0:
+		return 0, io.EOF, false
+	}
+	return m, nil, false
 }
