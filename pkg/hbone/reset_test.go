@@ -13,8 +13,14 @@ import (
 
 func TestResets(t *testing.T) {
 	ca := newTestCA(t)
-	// The upstream answers one byte, then resets the connection (RST).
+	// The upstream waits for the app's bytes (so the server's connect has completed:
+	// a reset racing the connect would fail the dial instead), answers one byte, then
+	// resets the connection (RST).
 	resetter := startUpstream(t, func(c net.Conn) {
+		buf := make([]byte, 5)
+		if _, err := io.ReadFull(c, buf); err != nil {
+			return
+		}
 		_, _ = c.Write([]byte("x"))
 		_ = c.(*net.TCPConn).SetLinger(0)
 	})
@@ -51,10 +57,10 @@ func TestResets(t *testing.T) {
 				_, err := client.Proxy(ctx, Request{Address: addr, Authority: tc.upstream, Identities: []spiffe.Identity{serverID}}, peer)
 				done <- err
 			}()
+			if _, err := app.Write([]byte("hello")); err != nil {
+				t.Fatal(err)
+			}
 			if tc.cancel {
-				if _, err := app.Write([]byte("hello")); err != nil {
-					t.Fatal(err)
-				}
 				<-got // established end to end
 				cancel()
 			}
