@@ -1,7 +1,6 @@
 package controlplane
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -11,9 +10,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ambitmesh/ambit/bench/measure"
 )
 
 // istiod is an istiod-lite process with fixed loopback ports.
@@ -101,50 +101,9 @@ func (d *istiod) kill() {
 	<-d.exited
 }
 
-// memory returns istiod-lite's VmRSS and VmHWM in bytes.
-func (d *istiod) memory() (rss, hwm int64, err error) {
-	f, err := os.Open(fmt.Sprintf("/proc/%d/status", d.cmd.Process.Pid))
-	if err != nil {
-		return 0, 0, fmt.Errorf("read istiod-lite memory: %w", err)
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		k, v, ok := strings.Cut(sc.Text(), ":")
-		if !ok || (k != "VmRSS" && k != "VmHWM") {
-			continue
-		}
-		kb, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 10, 64)
-		if err != nil {
-			return 0, 0, fmt.Errorf("read istiod-lite memory: %s: %w", k, err)
-		}
-		if k == "VmRSS" {
-			rss = kb << 10
-		} else {
-			hwm = kb << 10
-		}
-	}
-	return rss, hwm, sc.Err()
-}
-
-// cpuSeconds returns istiod-lite's user+system CPU time so far.
-func (d *istiod) cpuSeconds() (float64, error) {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", d.cmd.Process.Pid))
-	if err != nil {
-		return 0, fmt.Errorf("read istiod-lite cpu: %w", err)
-	}
-	// Fields after the parenthesised command name; utime and stime are fields 14, 15.
-	s := string(data)
-	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("read istiod-lite cpu: short stat line")
-	}
-	ut, err1 := strconv.ParseInt(f[11], 10, 64)
-	st, err2 := strconv.ParseInt(f[12], 10, 64)
-	if err := errors.Join(err1, err2); err != nil {
-		return 0, fmt.Errorf("read istiod-lite cpu: %w", err)
-	}
-	return float64(ut+st) / 100, nil // USER_HZ is 100 on Linux
+// usage reads istiod-lite's CPU time and memory.
+func (d *istiod) usage() (measure.ProcSample, error) {
+	return measure.ReadProc(d.cmd.Process.Pid)
 }
 
 // freePorts returns n loopback TCP ports that were free a moment ago.

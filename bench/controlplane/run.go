@@ -176,7 +176,7 @@ func churn(ctx context.Context, cfg Config, src source, tr *tracker, fl *fleet, 
 	n := int(cfg.Rate * cfg.Duration.Seconds())
 	res.Changes = n
 	resBefore, bytesBefore := fl.totals()
-	cpuBefore, err := d.cpuSeconds()
+	before, err := d.usage()
 	if err != nil {
 		return err
 	}
@@ -185,7 +185,7 @@ func churn(ctx context.Context, cfg Config, src source, tr *tracker, fl *fleet, 
 		return err
 	}
 	waitDelivered(ctx, tr, 1, n+1)
-	cpuAfter, err := d.cpuSeconds()
+	after, err := d.usage()
 	if err != nil {
 		return err
 	}
@@ -197,12 +197,8 @@ func churn(ctx context.Context, cfg Config, src source, tr *tracker, fl *fleet, 
 	per := float64(n) * float64(cfg.Clients)
 	res.ResourcesPerChange = float64(resAfter-resBefore) / per
 	res.BytesPerChange = float64(bytesAfter-bytesBefore) / per
-	res.IstiodCPUMsPerChange = (cpuAfter - cpuBefore) * 1000 / float64(n)
-	rss, hwm, err := d.memory()
-	if err != nil {
-		return err
-	}
-	res.IstiodRSSMiB, res.IstiodPeakMiB = float64(rss)/(1<<20), float64(hwm)/(1<<20)
+	res.IstiodCPUMsPerChange = ms(after.CPU-before.CPU) / float64(n)
+	res.IstiodRSSMiB, res.IstiodPeakMiB = float64(after.RSS)/(1<<20), float64(after.HWM)/(1<<20)
 	log.Info("churn done", "p50_ms", res.P50Ms, "p99_ms", res.P99Ms, "missing", missing)
 	return nil
 }
