@@ -221,13 +221,13 @@ func newCoreListers(f informers.SharedInformerFactory, h cache.ResourceEventHand
 func (l *coreListers) snapshot() (*kubefile.Snapshot, error) {
 	all := labels.Everything()
 	snap := &kubefile.Snapshot{}
-	var errs [6]error
+	var errs [5]error
 	snap.Namespaces, errs[0] = l.namespaces.List(all)
 	snap.Pods = l.podOrder.list(func(ns, name string) (*corev1.Pod, error) { return l.pods.Pods(ns).Get(name) })
-	snap.Services, errs[2] = l.services.List(all)
-	snap.ServiceAccounts, errs[3] = l.serviceAccounts.List(all)
-	snap.Nodes, errs[4] = l.nodes.List(all)
-	snap.EndpointSlices, errs[5] = l.endpointSlices.List(all)
+	snap.Services, errs[1] = l.services.List(all)
+	snap.ServiceAccounts, errs[2] = l.serviceAccounts.List(all)
+	snap.Nodes, errs[3] = l.nodes.List(all)
+	snap.EndpointSlices, errs[4] = l.endpointSlices.List(all)
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, fmt.Errorf("list cached objects: %w", err)
 	}
