@@ -17,12 +17,13 @@ import (
 	"github.com/ambitmesh/ambit/ztunnel/app"
 )
 
-// defaultGCPercent is ztunnel's GC target when GOGC is not set: the heap may grow by
-// half its live size between collections (Go's default: all of it). ztunnel runs on
-// every node, its live heap is a few MB and its data path allocates nothing per
+// defaultGCPercent is ztunnel's GC target when GOGC is not set: the heap may grow by a
+// quarter of its live size between collections (Go's default: all of it). ztunnel runs
+// on every node, its live heap is a few MB and its data path allocates nothing per
 // request, so collections stay rare while the resident set stays near the live heap
-// (ztunnel's RSS at 1000 req/s in ambit-bench, l4 cross-node: 21.0 -> 20.2 MiB).
-const defaultGCPercent = 50
+// (ztunnel's RSS at 1000 req/s in ambit-bench, l4 cross-node, 1/4/16 conns: 21.0 MiB
+// with Go's 100, 20.2 with 50, 19.0 with 25).
+const defaultGCPercent = 25
 
 func main() {
 	if _, set := os.LookupEnv("GOGC"); !set {
