@@ -10,6 +10,8 @@ import (
 	"log"
 	"net"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -29,6 +31,8 @@ type Reply struct {
 	// Method and Host are the request method and Host header.
 	Method string `json:"method,omitempty"`
 	Host   string `json:"host,omitempty"`
+	// Headers are the request headers (lowercase names, first values).
+	Headers map[string]string `json:"headers,omitempty"`
 }
 
 // Server serves HTTP on HTTPAddr and raw TCP echo on TCPAddr (either may be
@@ -99,14 +103,71 @@ func (s *Server) Serve(ctx context.Context, httpLn, tcpLn net.Listener) error {
 	return g.Wait()
 }
 
-// Handler answers every request with a Reply for server name.
+// Handler answers every request with a Reply for server name (status 200), with test
+// controls in the query: delay=<duration> waits first (at most 30 s), status=<code>
+// answers that code, failevery=<n> answers 503 to every n-th request the server got
+// (counting all requests). CountPath reports per-path request counts, e.g. for
+// checking that a mirror received copies.
 func Handler(name string) http.Handler {
+	var (
+		mu     sync.Mutex
+		served int            // requests counted for ?failevery
+		paths  map[string]int // requests per path, for /_echo/count
+	)
+	paths = map[string]int{}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n, _ := io.Copy(io.Discard, r.Body)
+		if r.URL.Path == CountPath {
+			mu.Lock()
+			c := paths[r.URL.Query().Get("path")]
+			mu.Unlock()
+			w.Header().Set("Content-Type", "application/json")
+			_ = json.NewEncoder(w).Encode(Count{Count: c})
+			return
+		}
+		q := r.URL.Query()
+		mu.Lock()
+		paths[r.URL.Path]++
+		served++
+		nth := served
+		mu.Unlock()
+		code := http.StatusOK
+		if every, err := strconv.Atoi(q.Get("failevery")); err == nil && every > 0 && nth%every == 0 {
+			code = http.StatusServiceUnavailable
+		}
+		if c, err := strconv.Atoi(q.Get("status")); err == nil && c >= 200 && c <= 599 {
+			code = c
+		}
+		if d, err := time.ParseDuration(q.Get("delay")); err == nil && d > 0 {
+			t := time.NewTimer(min(d, maxDelay))
+			select {
+			case <-r.Context().Done():
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+		hdr := map[string]string{}
+		for k, v := range r.Header {
+			hdr[strings.ToLower(k)] = v[0]
+		}
 		w.Header().Set("Content-Type", "application/json")
-		_ = json.NewEncoder(w).Encode(Reply{Pod: name, Peer: r.RemoteAddr, Path: r.URL.Path, Bytes: n, Method: r.Method, Host: r.Host})
+		w.WriteHeader(code)
+		_ = json.NewEncoder(w).Encode(Reply{Pod: name, Peer: r.RemoteAddr, Path: r.URL.Path, Bytes: n, Method: r.Method, Host: r.Host, Headers: hdr})
 	})
 }
+
+// CountPath answers how many requests the server got for a path (query "path") as a
+// Count; requests to it are not counted.
+const CountPath = "/_echo/count"
+
+// Count is CountPath's JSON answer.
+type Count struct {
+	Count int `json:"count"`
+}
+
+// maxDelay caps the ?delay a request may ask for.
+const maxDelay = 30 * time.Second
 
 // Greeting is the first line the TCP server writes on every connection.
 func Greeting(name, peer string) string { return fmt.Sprintf("pod=%s peer=%s\n", name, peer) }

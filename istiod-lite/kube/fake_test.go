@@ -7,6 +7,7 @@ import (
 	"time"
 
 	istiofake "istio.io/client-go/pkg/clientset/versioned/fake"
+	gatewayfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
@@ -28,7 +29,7 @@ func (f *fakeCluster) Discovery() discovery.DiscoveryInterfaces { return f.disc 
 type switchDiscovery struct {
 	discovery.DiscoveryInterfaces
 	mu        sync.Mutex
-	resources []string // plural names served under security.istio.io/v1
+	resources map[string][]string // group/version -> plural names served
 }
 
 func (d *switchDiscovery) ServerResourcesForGroupVersion(gv string) (*metav1.APIResourceList, error) {
@@ -39,27 +40,39 @@ func (d *switchDiscovery) ServerResourcesForGroupVersionWithContext(ctx context.
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	list := &metav1.APIResourceList{GroupVersion: gv}
-	for _, r := range d.resources {
+	for _, r := range d.resources[gv] {
 		list.APIResources = append(list.APIResources, metav1.APIResource{Name: r, Namespaced: true})
 	}
-	if gv != "security.istio.io/v1" || len(list.APIResources) == 0 {
+	if len(list.APIResources) == 0 {
 		// The fake's own answer for a group it does not know: 404 NotFound.
 		return d.DiscoveryInterfaces.ServerResourcesForGroupVersionWithContext(ctx, gv)
 	}
 	return list, nil
 }
 
-func (d *switchDiscovery) install(resources ...string) {
+// install makes discovery report the given security.istio.io/v1 resources.
+func (d *switchDiscovery) install(resources ...string) { d.installGV("security.istio.io/v1", resources...) }
+
+func (d *switchDiscovery) installGV(gv string, resources ...string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.resources = resources
+	if d.resources == nil {
+		d.resources = map[string][]string{}
+	}
+	d.resources[gv] = resources
 }
 
 var _ kubernetes.Interface = (*fakeCluster)(nil)
 
 // newFakes returns fake clientsets holding the snapshot's objects; withCRDs decides
-// whether discovery reports the Istio security CRDs.
+// whether discovery reports the Istio CRDs and Gateway API's.
 func newFakes(snap *kubefile.Snapshot, withCRDs bool) (*fakeCluster, *istioFake) {
+	fc, ic, _ := newAllFakes(snap, withCRDs)
+	return fc, ic
+}
+
+// newAllFakes is newFakes with a Gateway API fake clientset too.
+func newAllFakes(snap *kubefile.Snapshot, withCRDs bool) (*fakeCluster, *istioFake, *gatewayfake.Clientset) {
 	var core, istio []runtime.Object
 	core = appendCopies(core, snap.Namespaces)
 	core = appendCopies(core, snap.Nodes)
@@ -69,12 +82,29 @@ func newFakes(snap *kubefile.Snapshot, withCRDs bool) (*fakeCluster, *istioFake)
 	core = appendCopies(core, snap.EndpointSlices)
 	istio = appendCopies(istio, snap.AuthorizationPolicies)
 	istio = appendCopies(istio, snap.PeerAuthentications)
+	istio = appendCopies(istio, snap.VirtualServices)
+	istio = appendCopies(istio, snap.DestinationRules)
 	kc := fake.NewClientset(core...)
 	fc := &fakeCluster{Clientset: kc, disc: &switchDiscovery{DiscoveryInterfaces: kc.Discovery()}}
 	if withCRDs {
 		fc.disc.install(resourceAuthorizationPolicies, resourcePeerAuthentications)
+		fc.disc.installGV("networking.istio.io/v1", resourceVirtualServices, resourceDestinationRules)
+		fc.disc.installGV("gateway.networking.k8s.io/v1", resourceGateways, resourceHTTPRoutes)
 	}
-	return fc, &istioFake{istiofake.NewSimpleClientset(istio...)}
+	// Gateway API objects are created through the typed client: the fake's tracker would
+	// file initial objects under v1beta1 (whose types alias v1's) and v1 lists miss them.
+	gc := gatewayfake.NewSimpleClientset()
+	for _, g := range snap.Gateways {
+		if _, err := gc.GatewayV1().Gateways(g.Namespace).Create(context.Background(), g.DeepCopy(), metav1.CreateOptions{}); err != nil {
+			panic(err)
+		}
+	}
+	for _, r := range snap.HTTPRoutes {
+		if _, err := gc.GatewayV1().HTTPRoutes(r.Namespace).Create(context.Background(), r.DeepCopy(), metav1.CreateOptions{}); err != nil {
+			panic(err)
+		}
+	}
+	return fc, &istioFake{istiofake.NewSimpleClientset(istio...)}, gc
 }
 
 // istioFake is istio.io/client-go's fake clientset, which (unlike client-go's own)

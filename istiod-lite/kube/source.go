@@ -11,6 +11,7 @@ import (
 	"time"
 
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
+	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/labels"
@@ -43,8 +44,11 @@ const (
 type Source struct {
 	// Client reads the core and discovery.k8s.io objects and API discovery. Required.
 	Client kubernetes.Interface
-	// Istio reads AuthorizationPolicy and PeerAuthentication; nil leaves them out.
+	// Istio reads AuthorizationPolicy and PeerAuthentication (and the waypoints'
+	// VirtualService and DestinationRule); nil leaves them out.
 	Istio istioclient.Interface
+	// Gateway reads Gateway API Gateways and HTTPRoutes (waypoints); nil leaves them out.
+	Gateway gatewayclient.Interface
 	// OnChange receives every snapshot: the first once all caches have synced, then
 	// one per window of changes. Calls come from Run's goroutine, one at a time.
 	// Snapshots are sorted; their objects are the informers' and must not be modified.
@@ -100,7 +104,7 @@ func (s *Source) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	factory := informers.NewSharedInformerFactoryWithOptions(s.Client, 0, informers.WithTransform(dropManagedFields))
-	pol := &policyWatch{client: s.Client, istio: s.Istio, handler: handler, kick: kick, log: log}
+	pol := &crdWatch{client: s.Client, kinds: crdKinds(s.Istio, s.Gateway), handler: handler, kick: kick, log: log}
 	defer func() {
 		cancel() // stops the informers and the sync waiters, then wait for them
 		wg.Wait()
@@ -128,7 +132,7 @@ func (s *Source) Run(ctx context.Context) error {
 }
 
 // loop delivers snapshots until ctx ends.
-func (s *Source) loop(ctx context.Context, log *slog.Logger, core *coreListers, pol *policyWatch, changed <-chan struct{}, wg *sync.WaitGroup) error {
+func (s *Source) loop(ctx context.Context, log *slog.Logger, core *coreListers, pol *crdWatch, changed <-chan struct{}, wg *sync.WaitGroup) error {
 	debounce := s.Debounce
 	if debounce <= 0 {
 		debounce = DefaultDebounce
@@ -162,16 +166,14 @@ func (s *Source) loop(ctx context.Context, log *slog.Logger, core *coreListers, 
 	}
 }
 
-func (s *Source) deliver(log *slog.Logger, core *coreListers, pol *policyWatch) {
+func (s *Source) deliver(log *slog.Logger, core *coreListers, pol *crdWatch) {
 	snap, err := core.snapshot()
-	if err == nil {
-		err = pol.addTo(snap)
-	}
 	if err != nil {
 		// Listers read memory; an error here is a programming error, never partial data.
 		log.Error("build snapshot from informers; keeping the previous one", "err", err)
 		return
 	}
+	pol.addTo(snap)
 	snap.SortExceptPods() // pods come in order (podOrder)
 	s.OnChange(snap)
 }

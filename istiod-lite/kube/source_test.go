@@ -58,8 +58,8 @@ func TestSourceMatchesFileSource(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			fromFile := loadOne(t, f)
-			kc, ic := newFakes(fromFile, true)
-			wait := runSource(t, &Source{Client: kc, Istio: ic})
+			kc, ic, gc := newAllFakes(fromFile, true)
+			wait := runSource(t, &Source{Client: kc, Istio: ic, Gateway: gc})
 			fromKube := wait("first snapshot", func(*kubefile.Snapshot) bool { return true })
 
 			assertSnapshotsEqual(t, fromFile, fromKube)

@@ -4,6 +4,7 @@ import (
 	"slices"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"istio.io/istio/pkg/workloadapi"
 	"istio.io/istio/pkg/workloadapi/security"
 	corev1 "k8s.io/api/core/v1"
@@ -15,8 +16,9 @@ import (
 // Builder computes models of successive snapshots incrementally (F-CP-4): it remembers
 // the previous snapshot's objects by identity and reuses a resource, the very same
 // pointer, when none of its inputs changed. A Workload's inputs are its pod, the pod's
-// Namespace, the Services of that namespace and the policy objects; a Service's input is
-// the Service alone; the policy set is reconverted only when a policy object changed.
+// Namespace, the Services of that namespace, the policy objects and the waypoints; a
+// Service's inputs are the Service, its Namespace and the waypoints (Gateways and their
+// Services' VIPs); the policy set is reconverted only when a policy object changed.
 // The models it returns are equal to Build's for the same snapshot.
 //
 // It relies on what both config sources guarantee: objects in a snapshot are immutable
@@ -35,13 +37,15 @@ type memo struct {
 	policies   *policy.Set
 	namespaces map[string]nsInputs
 	services   map[*corev1.Service]*workloadapi.Address
+	waypoints  waypointTable
 
 	// The snapshot's lists (copies) and the model built from them; the model's outs are
 	// aligned with pods.
-	pods    []*corev1.Pod
-	nsList  []*corev1.Namespace
-	svcList []*corev1.Service
-	model   *Model
+	pods     []*corev1.Pod
+	nsList   []*corev1.Namespace
+	svcList  []*corev1.Service
+	gateways []*gatewayv1.Gateway
+	model    *Model
 }
 
 // nsInputs are the namespace-wide inputs of the namespace's workloads.
@@ -90,13 +94,15 @@ func (b *Builder) Build(s *kubefile.Snapshot) *Model {
 		policies:   last.policies,
 		namespaces: map[string]nsInputs{},
 		services:   make(map[*corev1.Service]*workloadapi.Address, len(s.Services)),
+		waypoints:  buildWaypoints(s),
 	}
+	waypointsSame := last.waypoints.equal(next.waypoints)
 	policiesSame := last.policies != nil && slices.Equal(last.authz, s.AuthorizationPolicies) &&
 		slices.Equal(last.peer, s.PeerAuthentications)
 	if !policiesSame {
 		next.policies = policy.Build(s.AuthorizationPolicies, s.PeerAuthentications, policy.Options{RootNamespace: b.o.RootNamespace})
 	}
-	bc := newBuilder(s, b.o, next.policies)
+	bc := newBuilder(s, b.o, next.policies, next.waypoints)
 	m.Addresses = make(map[string]*workloadapi.Address, len(s.Pods)+len(s.Services))
 	m.outs = make([]podOutput, len(s.Pods))
 	var reuse map[podKey]podOutput // last time's outputs by pod
@@ -108,8 +114,15 @@ func (b *Builder) Build(s *kubefile.Snapshot) *Model {
 	}
 	m.Authorizations, m.Problems = next.policies.Authorizations, next.policies.Problems
 
+	lastNS := make(map[string]*corev1.Namespace, len(last.nsList))
+	for _, ns := range last.nsList {
+		lastNS[ns.Name] = ns
+	}
 	for _, svc := range s.Services {
 		addr, ok := last.services[svc]
+		if ok && (!waypointsSame || lastNS[svc.Namespace] != bc.namespaces[svc.Namespace]) {
+			ok = false // its waypoint may have changed
+		}
 		if !ok {
 			if out := bc.service(svc); out != nil {
 				addr = &workloadapi.Address{Type: &workloadapi.Address_Service{Service: out}}
@@ -137,7 +150,7 @@ func (b *Builder) Build(s *kubefile.Snapshot) *Model {
 			in := nsInputs{ns: bc.namespaces[ns], services: bc.services[ns]}
 			next.namespaces[ns] = in
 			prev, had := last.namespaces[ns]
-			c = policiesSame && had && prev.ns == in.ns && slices.Equal(prev.services, in.services)
+			c = policiesSame && waypointsSame && had && prev.ns == in.ns && slices.Equal(prev.services, in.services)
 			clean[ns] = c
 		}
 		curNS, curClean = ns, c

@@ -17,6 +17,7 @@ import (
 func (b *Builder) buildPodsOnly(s *kubefile.Snapshot, last *memo) (*Model, bool) {
 	if last == nil || last.model == nil || len(s.Pods) != len(last.pods) ||
 		!slices.Equal(s.Namespaces, last.nsList) || !slices.Equal(s.Services, last.svcList) ||
+		!slices.Equal(s.Gateways, last.gateways) ||
 		!slices.Equal(s.AuthorizationPolicies, last.authz) || !slices.Equal(s.PeerAuthentications, last.peer) {
 		return nil, false
 	}
@@ -30,7 +31,7 @@ func (b *Builder) buildPodsOnly(s *kubefile.Snapshot, last *memo) (*Model, bool)
 		}
 	}
 	if len(changed) > 0 {
-		bc = newBuilder(s, b.o, last.policies)
+		bc = newBuilder(s, b.o, last.policies, last.waypoints)
 		addrs, outs = maps.Clone(prev.Addresses), slices.Clone(prev.outs)
 		gone = changed
 	}
@@ -79,4 +80,5 @@ func (m *Model) ChangedSince(prev *Model) (names []string, ok bool) {
 // and the model, for the next fast path.
 func (n *memo) rememberLists(s *kubefile.Snapshot, m *Model) {
 	n.pods, n.nsList, n.svcList, n.model = slices.Clone(s.Pods), slices.Clone(s.Namespaces), slices.Clone(s.Services), m
+	n.gateways = slices.Clone(s.Gateways)
 }

@@ -12,6 +12,7 @@ import (
 	typev1beta1 "istio.io/api/type/v1beta1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
@@ -82,7 +83,7 @@ func (c *churn) step() string {
 		return "add pod"
 	}
 	i := c.r.IntN(len(s.Pods))
-	switch c.r.IntN(9) {
+	switch c.r.IntN(11) {
 	case 0:
 		p := s.Pods[i].DeepCopy()
 		p.Labels["app"] = c.pick([]string{"web", "db", "cache"})
@@ -127,6 +128,32 @@ func (c *churn) step() string {
 		s.AuthorizationPolicies = append(s.AuthorizationPolicies, c.policy(c.pick(churnNamespaces), fmt.Sprintf("ap%d", c.next), c.pick([]string{"web", "db"})))
 		c.next++
 		return "add policy"
+	case 8:
+		ns := c.pick(churnNamespaces)
+		name := "wp-" + ns
+		for k, gw := range s.Gateways {
+			if gw.Namespace == ns {
+				s.Gateways = slices.Delete(s.Gateways, k, k+1)
+				s.Services = slices.DeleteFunc(s.Services, func(svc *corev1.Service) bool { return svc.Namespace == ns && svc.Name == name })
+				return "remove waypoint"
+			}
+		}
+		gw := &gatewayv1.Gateway{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns,
+			Labels: map[string]string{"istio.io/waypoint-for": c.pick([]string{"service", "all", "workload"})}},
+			Spec: gatewayv1.GatewaySpec{GatewayClassName: "istio-waypoint"}}
+		s.Gateways = append(s.Gateways, gw)
+		s.Services = append(s.Services, c.service(ns, name, "waypoint"))
+		return "add waypoint"
+	case 9:
+		j := c.r.IntN(len(s.Namespaces))
+		ns := s.Namespaces[j].DeepCopy()
+		if _, ok := ns.Labels["istio.io/use-waypoint"]; ok {
+			delete(ns.Labels, "istio.io/use-waypoint")
+		} else {
+			ns.Labels["istio.io/use-waypoint"] = "wp-" + ns.Name
+		}
+		s.Namespaces[j] = ns
+		return "toggle namespace waypoint"
 	default:
 		svc := c.service(c.pick(churnNamespaces), fmt.Sprintf("s%d", c.next), c.pick([]string{"db", "cache"}))
 		if c.r.IntN(2) == 0 {

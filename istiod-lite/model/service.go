@@ -5,6 +5,8 @@ import (
 
 	"istio.io/istio/pkg/workloadapi"
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/ambitmesh/ambit/istiod-lite/l7"
 )
 
 // hostname is the service's cluster DNS name, <name>.<ns>.svc.<suffix>.
@@ -52,6 +54,9 @@ func (b *builder) service(svc *corev1.Service) *workloadapi.Service {
 		Name:      svc.Name,
 		Namespace: svc.Namespace,
 		Hostname:  b.hostname(svc),
+	}
+	if !b.isWaypointService(svc) {
+		out.Waypoint = b.waypointAddress(svc.Namespace, svc.Labels, l7.ServiceTraffic)
 	}
 	for _, ip := range serviceIPs(svc) {
 		out.Addresses = append(out.Addresses, &workloadapi.NetworkAddress{Address: ip.AsSlice()})

@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/ambitmesh/ambit/istiod-lite/l7"
 	"github.com/ambitmesh/ambit/istiod-lite/policy"
 	"github.com/ambitmesh/ambit/pkg/kubefile"
 	"github.com/ambitmesh/ambit/pkg/wire"
@@ -29,6 +30,7 @@ type builder struct {
 	services   map[string][]*corev1.Service // by namespace, snapshot order
 	policies   *policy.Set
 	selecting  map[string]*selectorIndex // by namespace, lazily
+	waypoints  waypointTable
 }
 
 // selectingService is a Service that gives its selected pods a services entry: it has a
@@ -47,9 +49,10 @@ type selectorIndex struct {
 	by   map[string]map[string][]*selectingService // first key -> value -> services
 }
 
-func newBuilder(s *kubefile.Snapshot, o Options, policies *policy.Set) *builder {
+func newBuilder(s *kubefile.Snapshot, o Options, policies *policy.Set, waypoints waypointTable) *builder {
 	b := &builder{
 		o:          o,
+		waypoints:  waypoints,
 		namespaces: make(map[string]*corev1.Namespace, len(s.Namespaces)),
 		services:   map[string][]*corev1.Service{},
 		policies:   policies,
@@ -148,6 +151,9 @@ func (b *builder) workload(pod *corev1.Pod) *workloadapi.Workload {
 		// As Istio: selector-scoped AuthorizationPolicies, sorted, then the
 		// PeerAuthentication-derived policy, for every pod, enrolled or not.
 		AuthorizationPolicies: b.policies.PoliciesFor(pod.Namespace, pod.Labels),
+		// istio.io/use-waypoint on the pod or its namespace, for a waypoint that serves
+		// workload-addressed traffic.
+		Waypoint: b.waypointAddress(pod.Namespace, pod.Labels, l7.WorkloadTraffic),
 	}
 	if pod.Spec.HostNetwork {
 		w.NetworkMode = workloadapi.NetworkMode_HOST_NETWORK

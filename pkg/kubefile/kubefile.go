@@ -1,6 +1,7 @@
 // Package kubefile reads a directory of Kubernetes YAML manifests (Namespace, Pod,
-// Service, ServiceAccount, Node, EndpointSlice, and Istio's AuthorizationPolicy and
-// PeerAuthentication; other kinds are skipped) into typed objects, and watches the
+// Service, ServiceAccount, Node, EndpointSlice, Istio's AuthorizationPolicy,
+// PeerAuthentication, VirtualService and DestinationRule, and Gateway API's Gateway and
+// HTTPRoute; other kinds are skipped) into typed objects, and watches the
 // directory for changes. It is the file-based config source (F-CP-3) shared by
 // istiod-lite and the node agent for local runs.
 package kubefile
@@ -14,11 +15,13 @@ import (
 	"slices"
 	"strings"
 
+	networkingv1 "istio.io/client-go/pkg/apis/networking/v1"
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	yamlutil "k8s.io/apimachinery/pkg/util/yaml"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"sigs.k8s.io/yaml"
 )
 
@@ -36,6 +39,13 @@ type Snapshot struct {
 	// objects; v1beta1 documents are read into the v1 type (same schema).
 	AuthorizationPolicies []*securityv1.AuthorizationPolicy
 	PeerAuthentications   []*securityv1.PeerAuthentication
+	// The waypoints' inputs: Gateway API Gateways and HTTPRoutes (v1), Istio
+	// VirtualServices and DestinationRules (v1; v1beta1 and v1alpha3 documents are read
+	// into the v1 type, same schema).
+	Gateways         []*gatewayv1.Gateway
+	HTTPRoutes       []*gatewayv1.HTTPRoute
+	VirtualServices  []*networkingv1.VirtualService
+	DestinationRules []*networkingv1.DestinationRule
 }
 
 // Namespace returns the named namespace, or nil.
@@ -125,6 +135,14 @@ func (s *Snapshot) addDocument(doc []byte) error {
 		return decodeInto(doc, &s.AuthorizationPolicies, true)
 	case "security.istio.io/v1 PeerAuthentication", "security.istio.io/v1beta1 PeerAuthentication":
 		return decodeInto(doc, &s.PeerAuthentications, true)
+	case "gateway.networking.k8s.io/v1 Gateway", "gateway.networking.k8s.io/v1beta1 Gateway":
+		return decodeInto(doc, &s.Gateways, true)
+	case "gateway.networking.k8s.io/v1 HTTPRoute", "gateway.networking.k8s.io/v1beta1 HTTPRoute":
+		return decodeInto(doc, &s.HTTPRoutes, true)
+	case "networking.istio.io/v1 VirtualService", "networking.istio.io/v1beta1 VirtualService", "networking.istio.io/v1alpha3 VirtualService":
+		return decodeInto(doc, &s.VirtualServices, true)
+	case "networking.istio.io/v1 DestinationRule", "networking.istio.io/v1beta1 DestinationRule", "networking.istio.io/v1alpha3 DestinationRule":
+		return decodeInto(doc, &s.DestinationRules, true)
 	}
 	return nil // other kinds are not part of the mesh model
 }
@@ -181,6 +199,10 @@ func (s *Snapshot) SortExceptPods() {
 	sortByMeta(s.EndpointSlices, func(o *discoveryv1.EndpointSlice) *metav1.ObjectMeta { return &o.ObjectMeta })
 	sortByMeta(s.AuthorizationPolicies, func(o *securityv1.AuthorizationPolicy) *metav1.ObjectMeta { return &o.ObjectMeta })
 	sortByMeta(s.PeerAuthentications, func(o *securityv1.PeerAuthentication) *metav1.ObjectMeta { return &o.ObjectMeta })
+	sortByMeta(s.Gateways, func(o *gatewayv1.Gateway) *metav1.ObjectMeta { return &o.ObjectMeta })
+	sortByMeta(s.HTTPRoutes, func(o *gatewayv1.HTTPRoute) *metav1.ObjectMeta { return &o.ObjectMeta })
+	sortByMeta(s.VirtualServices, func(o *networkingv1.VirtualService) *metav1.ObjectMeta { return &o.ObjectMeta })
+	sortByMeta(s.DestinationRules, func(o *networkingv1.DestinationRule) *metav1.ObjectMeta { return &o.ObjectMeta })
 }
 
 // sortByMeta sorts list unless it already is (the Kubernetes source lists pods in

@@ -73,4 +73,8 @@ func (s *Snapshot) merge(o *Snapshot) {
 	s.EndpointSlices = append(s.EndpointSlices, o.EndpointSlices...)
 	s.AuthorizationPolicies = append(s.AuthorizationPolicies, o.AuthorizationPolicies...)
 	s.PeerAuthentications = append(s.PeerAuthentications, o.PeerAuthentications...)
+	s.Gateways = append(s.Gateways, o.Gateways...)
+	s.HTTPRoutes = append(s.HTTPRoutes, o.HTTPRoutes...)
+	s.VirtualServices = append(s.VirtualServices, o.VirtualServices...)
+	s.DestinationRules = append(s.DestinationRules, o.DestinationRules...)
 }

@@ -31,6 +31,12 @@ const (
 	LabelUseWaypoint        = "istio.io/use-waypoint"
 	LabelUseWaypointNS      = "istio.io/use-waypoint-namespace"
 	LabelWaypointFor        = "istio.io/waypoint-for"
+	WaypointNone            = "none"           // use-waypoint value: no waypoint
+	WaypointForService      = "service"        // waypoint-for values; service is the default
+	WaypointForWorkload     = "workload"
+	WaypointForAll          = "all"
+	WaypointGatewayClass    = "istio-waypoint" // gatewayClassName of waypoints
+	LabelGatewayName        = "gateway.networking.k8s.io/gateway-name"
 	RootNamespace           = "istio-system"
 	DefaultClusterID        = "Kubernetes"
 	DefaultZtunnelNamespace = "istio-system"

@@ -204,6 +204,10 @@ func (s *Store) WorkloadByUID(uid string) *Workload { return s.cur.Load().worklo
 // ServiceByVIP returns the service with VIP ip, or nil.
 func (s *Store) ServiceByVIP(ip netip.Addr) *Service { return s.cur.Load().byVIP[ip.Unmap()] }
 
+// Service returns the service whose WDS resource name is key ("<namespace>/<hostname>"),
+// nil when unknown.
+func (s *Store) Service(key string) *Service { return s.cur.Load().services[key] }
+
 // Endpoints returns the workloads backing the service with the given key, sorted by uid.
 // The slice is shared: callers must not modify it.
 func (s *Store) Endpoints(key string) []*Workload { return s.cur.Load().endpoints[key] }
