@@ -7,6 +7,7 @@ import (
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
+	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
 	"github.com/ambitmesh/ambit/istiod-lite/caserver"
 	"github.com/ambitmesh/ambit/istiod-lite/kube"
@@ -37,6 +38,10 @@ func runKube(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("istio client: %w", err)
 	}
+	gc, err := gatewayclient.NewForConfig(rc)
+	if err != nil {
+		return fmt.Errorf("gateway api client: %w", err)
+	}
 	systemNS := cfg.SystemNamespace
 	if systemNS == "" {
 		systemNS = wire.RootNamespace
@@ -47,7 +52,7 @@ func runKube(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	src := &kube.Source{Client: kc, Istio: ic, Logger: cfg.Logger}
+	src := &kube.Source{Client: kc, Istio: ic, Gateway: gc, Logger: cfg.Logger}
 	reviews := &caserver.TokenReviewAuthenticator{Client: kc, TrustDomain: authority.TrustDomain(), Pod: src.Pod}
 	p, err := newPlane(cfg, authority, []caserver.Authenticator{reviews})
 	if err != nil {

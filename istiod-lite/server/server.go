@@ -118,6 +118,9 @@ type plane struct {
 	readyOnce sync.Once
 	xds       *xds.Server
 	ca        *caserver.Server
+	waypoints *xds.Waypoints
+	// hadGateways: the last snapshot had Gateways (apply's goroutine only).
+	hadGateways bool
 }
 
 // newPlane builds the services; authns are tried after the client-certificate and
@@ -130,10 +133,12 @@ func newPlane(cfg Config, authority *ca.Authority, authns []caserver.Authenticat
 			return nil, fmt.Errorf("load tokens: %w", err)
 		}
 	}
+	wps := newWaypoints(cfg, authority, tokens, authns)
 	p := &plane{
 		cfg: cfg, log: cfg.Logger, authority: authority,
-		opts: model.Options{ClusterID: cfg.ClusterID, TrustDomain: cfg.TrustDomain, RootNamespace: cfg.SystemNamespace},
-		xds:  xds.New(cfg.Logger), ready: make(chan struct{}),
+		opts:      model.Options{ClusterID: cfg.ClusterID, TrustDomain: cfg.TrustDomain, RootNamespace: cfg.SystemNamespace},
+		xds:       xds.New(cfg.Logger, xds.WithWaypoints(wps)),
+		waypoints: wps, ready: make(chan struct{}),
 	}
 	p.builder = model.NewBuilder(p.opts)
 	p.current.Store(model.Build(&kubefile.Snapshot{}, p.opts))
@@ -153,6 +158,7 @@ func (p *plane) apply(s *kubefile.Snapshot) *model.Model {
 	m := p.builder.Build(s)
 	p.current.Store(m)
 	changed := p.xds.Update(m)
+	p.applyWaypoints(s)
 	// The first snapshot is worth a line; later ones (up to one per debounce window
 	// under churn) only at debug level.
 	level := slog.LevelDebug
@@ -177,6 +183,18 @@ func (p *plane) run(ctx context.Context, parts ...func(context.Context) error) e
 	if p.cfg.MonitoringAddr != "" {
 		g.Go(func() error { return serveMonitoring(gctx, p.cfg.MonitoringAddr, &p.synced) })
 	}
+	g.Go(func() error {
+		t := time.NewTicker(waypointRefresh)
+		defer t.Stop()
+		for {
+			select {
+			case <-gctx.Done():
+				return nil
+			case <-t.C:
+				p.waypoints.Refresh()
+			}
+		}
+	})
 	g.Go(func() error {
 		select {
 		case <-gctx.Done():

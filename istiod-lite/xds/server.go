@@ -19,6 +19,8 @@ import (
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 	"istio.io/istio/pkg/workloadapi"
 	"istio.io/istio/pkg/workloadapi/security"
@@ -40,15 +42,24 @@ type Server struct {
 	authz   *deltaCache
 	xds     serverv3.Server
 
+	waypoints *Waypoints // nil: waypoint types are not served
+
 	mu           sync.Mutex
 	served       *model.Model // the last model given to Update
 	current      map[string]*workloadapi.Address
 	currentAuthz map[string]*security.Authorization
 }
 
+// Option configures New.
+type Option func(*Server)
+
+// WithWaypoints also serves waypoints their Envoy configuration (listeners, routes,
+// clusters, endpoints, secrets) on the same ADS, from w.
+func WithWaypoints(w *Waypoints) Option { return func(s *Server) { s.waypoints = w } }
+
 // New builds a server with empty caches: until the first Update a subscriber gets empty,
 // ACKable responses for both types. A nil logger logs nowhere.
-func New(logger *slog.Logger) *Server {
+func New(logger *slog.Logger, opts ...Option) *Server {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
@@ -59,10 +70,17 @@ func New(logger *slog.Logger) *Server {
 		current:      map[string]*workloadapi.Address{},
 		currentAuthz: map[string]*security.Authorization{},
 	}
+	for _, o := range opts {
+		o(s)
+	}
+	caches := map[string]cachev3.Cache{TypeAddress: s.address, TypeAuthorization: s.authz}
+	if s.waypoints != nil {
+		caches[classWaypoint] = s.waypoints.cache
+	}
 	mux := &cachev3.MuxCache{
-		Classify:      func(r *cachev3.Request) string { return r.GetTypeUrl() },
-		ClassifyDelta: func(r *cachev3.DeltaRequest) string { return r.GetTypeUrl() },
-		Caches:        map[string]cachev3.Cache{TypeAddress: s.address, TypeAuthorization: s.authz},
+		Classify:      func(r *cachev3.Request) string { return classify(r.GetTypeUrl()) },
+		ClassifyDelta: func(r *cachev3.DeltaRequest) string { return classify(r.GetTypeUrl()) },
+		Caches:        caches,
 	}
 	// go-control-plane's server takes a context only to end every stream when it is
 	// done; streams here end with their gRPC server, so it never is.
@@ -164,17 +182,41 @@ func apply[T proto.Message](log *slog.Logger, cache *deltaCache, kind string, cu
 	return next, len(upserts) + len(removed)
 }
 
-// callbacks log stream lifecycles, NACKs and push sizes.
+// classWaypoint is the mux class of the waypoint (Envoy) types.
+const classWaypoint = "waypoint"
+
+func classify(typeURL string) string {
+	if waypointTypes[typeURL] {
+		return classWaypoint
+	}
+	return typeURL
+}
+
+// callbacks log stream lifecycles, NACKs and push sizes, and admit waypoint streams.
 func (s *Server) callbacks() serverv3.Callbacks {
 	return serverv3.CallbackFuncs{
-		DeltaStreamOpenFunc: func(_ context.Context, id int64, _ string) error {
+		DeltaStreamOpenFunc: func(ctx context.Context, id int64, _ string) error {
 			s.log.Debug("xds stream open", "stream", id)
+			if s.waypoints != nil {
+				s.waypoints.streamOpened(ctx, id)
+			}
 			return nil
 		},
 		DeltaStreamClosedFunc: func(id int64, node *corev3.Node) {
 			s.log.Debug("xds stream closed", "stream", id, "node", node.GetId())
+			if s.waypoints != nil {
+				s.waypoints.streamClosed(id, node)
+			}
 		},
 		StreamDeltaRequestFunc: func(id int64, r *discoveryv3.DeltaDiscoveryRequest) error {
+			if waypointTypes[r.GetTypeUrl()] {
+				if s.waypoints == nil {
+					return status.Errorf(codes.Unimplemented, "waypoint resources are not served")
+				}
+				if err := s.waypoints.authorize(id, r.GetNode()); err != nil {
+					return err
+				}
+			}
 			if d := r.GetErrorDetail(); d != nil {
 				s.log.Warn("xds nack", "stream", id, "node", r.GetNode().GetId(), "type", r.GetTypeUrl(),
 					"nonce", r.GetResponseNonce(), "error", d.GetMessage())
