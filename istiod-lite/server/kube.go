@@ -11,6 +11,7 @@ import (
 
 	"github.com/ambitmesh/ambit/istiod-lite/caserver"
 	"github.com/ambitmesh/ambit/istiod-lite/kube"
+	"github.com/ambitmesh/ambit/istiod-lite/l7"
 	"github.com/ambitmesh/ambit/pkg/kubeclient"
 	"github.com/ambitmesh/ambit/pkg/kubefile"
 	"github.com/ambitmesh/ambit/pkg/wire"
@@ -59,12 +60,14 @@ func runKube(ctx context.Context, cfg Config) error {
 		return err
 	}
 	events := &kube.EventReporter{Client: kc, Logger: cfg.Logger}
+	status := &kube.StatusWriter{Gateway: gc, Istio: ic, Logger: cfg.Logger}
+	p.onL7 = func(r l7.Result) { status.Report(r.Status) }
 	src.OnChange = func(s *kubefile.Snapshot) {
 		m := p.apply(s)
 		events.Report(problemsOf(m, s))
 	}
 	roots := &kube.RootCertPublisher{Client: kc, RootPEM: authority.RootPEM(), Logger: cfg.Logger}
-	return p.run(ctx, src.Run, roots.Run, events.Run)
+	return p.run(ctx, src.Run, roots.Run, events.Run, status.Run)
 }
 
 // restConfig returns cfg.RESTConfig or loads cfg.Kubeconfig, with istiod-lite's user

@@ -26,6 +26,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/ambitmesh/ambit/istiod-lite/caserver"
+	"github.com/ambitmesh/ambit/istiod-lite/l7"
 	"github.com/ambitmesh/ambit/istiod-lite/model"
 	"github.com/ambitmesh/ambit/istiod-lite/xds"
 	"github.com/ambitmesh/ambit/pkg/ca"
@@ -121,6 +122,8 @@ type plane struct {
 	waypoints *xds.Waypoints
 	// hadGateways: the last snapshot had Gateways (apply's goroutine only).
 	hadGateways bool
+	// onL7, when set, gets each L7 build's result (status conditions to write back).
+	onL7 func(l7.Result)
 }
 
 // newPlane builds the services; authns are tried after the client-certificate and

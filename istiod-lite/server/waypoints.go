@@ -36,5 +36,8 @@ func (p *plane) applyWaypoints(s *kubefile.Snapshot) l7.Result {
 		DomainSuffix: p.opts.DomainSuffix, TrustDomain: p.authority.TrustDomain(),
 	})
 	p.waypoints.Update(res.Waypoints)
+	if p.onL7 != nil {
+		p.onL7(res)
+	}
 	return res
 }
