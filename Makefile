@@ -24,6 +24,7 @@ build:
 	# method linked): ztunnel's idle RSS 16.8 -> 15.0 MB.
 	# CGO_ENABLED=0 links ztunnel statically: no libc and loader mapped (-1.4 MiB RSS).
 	CGO_ENABLED=0 $(GO) build -tags grpcnotrace -o $(BIN)/ztunnel ./ztunnel/cmd/ztunnel
+	CGO_ENABLED=0 $(GO) build -tags grpcnotrace -o $(BIN)/waypoint ./waypoint/cmd/waypoint
 	$(GO) build -o $(BIN)/ambit-cni-agent ./cni/cmd/ambit-cni-agent
 	$(GO) build -o $(BIN)/ambit-cni ./cni/cmd/ambit-cni
 	$(GO) build -o $(BIN)/ambit-echo ./e2e/cmd/ambit-echo
