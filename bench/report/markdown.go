@@ -40,8 +40,9 @@ func headline(f *Figures) *Latency {
 }
 
 // Markdown renders the run: settings, per topology a main table (medians, ratios to
-// direct, the latency l4 adds, l4 against the two baselines) and a latency table (every
-// connection count), then skipped and failed modes, the proxies' memory and the targets.
+// direct, the latency each mode adds, l4 against the two baselines, l7 against l4) and a
+// latency table (every connection count), then failed modes, the proxies' memory and the
+// targets.
 func (r *Results) Markdown() string {
 	var b strings.Builder
 	s := r.Settings
@@ -55,7 +56,6 @@ func (r *Results) Markdown() string {
 		r.mainTable(&b, topo)
 		r.latencyTable(&b, topo)
 	}
-	r.skipped(&b)
 	for _, m := range r.Modes {
 		if m.Error != "" {
 			fmt.Fprintf(&b, "**%s %s FAILED** after %d complete rounds: %s\n\n", m.Topology, m.Name, len(m.Rounds), m.Error)
@@ -85,10 +85,6 @@ func (r *Results) mainTable(b *strings.Builder, topo string) {
 		if m.Topology != topo {
 			continue
 		}
-		if m.Skipped != "" {
-			fmt.Fprintf(b, "| %s | skipped — %s |%s\n", m.Name, m.Skipped, strings.Repeat(" |", len(mainColumns)-1))
-			continue
-		}
 		fmt.Fprintf(b, "| %s |", m.Name)
 		for _, c := range mainColumns {
 			if m.Median == nil {
@@ -110,7 +106,7 @@ func (r *Results) mainTable(b *strings.Builder, topo string) {
 		// The CPU-s per 1000 req ratio is left out: at a fixed rate it repeats the cores ratio.
 		fmt.Fprintf(b, "| %s/%s |%s|%s|%s| | |%s|%s| |%s|\n", c.Mode, c.Against,
 			times(c.Gbps1Ratio), times(c.Gbps4Ratio), times(c.ConnsRatio), times(l.P99Ratio), times(l.CoresRatio), times(c.CPUPerGBRatio))
-		if c.Against == Baseline && c.At(HeadlineConns) != nil {
+		if c.added() && c.At(HeadlineConns) != nil {
 			fmt.Fprintf(b, "| %s − %s | | | | %+.0f | %+.0f | %+.0f | | | |\n", c.Mode, c.Against, l.AddedP50, l.AddedP90, l.AddedP99)
 		}
 	}
@@ -132,7 +128,7 @@ func (r *Results) latencyTable(b *strings.Builder, topo string) {
 	}
 	b.WriteString("\n|---|" + strings.Repeat("---:|", 2*len(conns)) + "\n")
 	for _, m := range r.Modes {
-		if m.Topology != topo || m.Skipped != "" {
+		if m.Topology != topo {
 			continue
 		}
 		fmt.Fprintf(b, "| %s |", m.Name)
@@ -149,7 +145,7 @@ func (r *Results) latencyTable(b *strings.Builder, topo string) {
 		if c.Topology != topo {
 			continue
 		}
-		if c.Against == Baseline {
+		if c.added() {
 			fmt.Fprintf(b, "| %s − %s |", c.Mode, c.Against)
 		} else {
 			fmt.Fprintf(b, "| %s/%s |", c.Mode, c.Against)
@@ -158,8 +154,8 @@ func (r *Results) latencyTable(b *strings.Builder, topo string) {
 			switch l := c.At(n); {
 			case l == nil:
 				b.WriteString(" — | |")
-			case c.Against == Baseline:
-				fmt.Fprintf(b, " %+.0f/%+.0f/%+.0f | |", l.AddedP50, l.AddedP90, l.AddedP99)
+			case c.added():
+				fmt.Fprintf(b, " %+.0f/%+.0f/%+.0f |%s|", l.AddedP50, l.AddedP90, l.AddedP99, times(l.CoresRatio))
 			default:
 				fmt.Fprintf(b, " p99 %.2f× |%s|", l.P99Ratio, times(l.CoresRatio))
 			}
@@ -200,27 +196,6 @@ func (r *Results) latencyConns() []int {
 		}
 	}
 	return out
-}
-
-// skipped renders one line per skipped mode and reason, naming its topologies:
-// "l7: skipped — waypoints not built yet (issue 5) [cross-node, same-node]".
-func (r *Results) skipped(b *strings.Builder) {
-	type key struct{ name, why string }
-	var order []key
-	topos := map[key][]string{}
-	for _, m := range r.Modes {
-		if m.Skipped == "" {
-			continue
-		}
-		k := key{m.Name, m.Skipped}
-		if topos[k] == nil {
-			order = append(order, k)
-		}
-		topos[k] = append(topos[k], m.Topology)
-	}
-	for _, k := range order {
-		fmt.Fprintf(b, "%s: skipped — %s [%s]\n\n", k.name, k.why, strings.Join(topos[k], ", "))
-	}
 }
 
 // footprint renders the memory of every mode's proxies, when any was read.

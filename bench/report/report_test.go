@@ -34,7 +34,9 @@ func sampleResults() *Results {
 		{Gbps1: 9, Gbps4: 11, ConnsPerSec: 2500, ProxyCPUPerGB: 0.9, Latency: pts(70, 140, 280, 0.0701)},
 	}
 	l4.Proxies = []Proxy{{"ztunnel node-a", 9.5, 12, 30}, {"ztunnel node-b", 9.25, 16, 31}}
-	r.Mode(CrossNode, L7).Skipped = "waypoints not built yet (issue 5)"
+	l7 := r.Mode(CrossNode, L7)
+	l7.Rounds = []Figures{{Gbps1: 3, Gbps4: 4, ConnsPerSec: 1500, ProxyCPUPerGB: 2, Latency: pts(400, 700, 900, 0.3)}}
+	l7.Proxies = []Proxy{{"ztunnel node-a", 9.5, 12, 30}, {"ztunnel node-b", 9.25, 16, 31}, {"waypoint (node-b)", 20, 25, 40}}
 	peer := r.Mode(CrossNode, PeerHBONE)
 	peer.Rounds = []Figures{{Gbps1: 5, Gbps4: 6, ConnsPerSec: 1000, ProxyCPUPerGB: 1.2, Latency: pts(100, 200, 300, 0.12)}}
 	peer.Proxies = []Proxy{{"client forwarder", 10, 18, 40}, {"server forwarder", 10, 21, 41}}
@@ -45,7 +47,6 @@ func sampleResults() *Results {
 	sl4 := r.Mode(SameNode, L4)
 	sl4.Rounds = []Figures{{Gbps1: 20, Gbps4: 22, ConnsPerSec: 4000, ProxyCPUPerGB: 0.7, Latency: pts(50, 90, 400, 0.03)}}
 	sl4.Proxies = []Proxy{{"ztunnel node-a", 9.5, 13, 30}}
-	r.Mode(SameNode, L7).Skipped = "waypoints not built yet (issue 5)"
 	r.Summarize()
 	return r
 }
@@ -72,14 +73,15 @@ func TestSummarize(t *testing.T) {
 	if got := []int{l4.Latency[0].Conns, l4.Latency[1].Conns, l4.Latency[2].Conns}; !slices.Equal(got, []int{1, 4, 16}) {
 		t.Fatalf("latency points out of order: %v", got)
 	}
-	if r.find(CrossNode, L7).Median != nil {
-		t.Fatal("a skipped mode got a median")
+	if r.find(SameNode, L7) != nil {
+		t.Fatal("a mode the run did not include was added")
 	}
 	var got []string
 	for _, c := range r.Comparisons {
 		got = append(got, c.Topology+":"+c.Mode+"/"+c.Against)
 	}
-	want := "cross-node:l4/direct cross-node:peer-hbone/direct cross-node:plain-tls/direct cross-node:l4/peer-hbone cross-node:l4/plain-tls same-node:l4/direct"
+	want := "cross-node:l4/direct cross-node:l7/direct cross-node:peer-hbone/direct cross-node:plain-tls/direct " +
+		"cross-node:l4/peer-hbone cross-node:l4/plain-tls cross-node:l7/l4 same-node:l4/direct"
 	if strings.Join(got, " ") != want {
 		t.Fatalf("comparisons %v, want %s", got, want)
 	}
@@ -93,6 +95,9 @@ func TestSummarize(t *testing.T) {
 	if c := r.comparison(CrossNode, L4, PeerHBONE); !near(c.Gbps1Ratio, 9.9/5) || !near(c.CPUPerGBRatio, 0.85/1.2) || !near(c.At(4).CoresRatio, 0.06005/0.12) {
 		t.Fatalf("l4/peer-hbone %+v", c)
 	}
+	if c := r.comparison(CrossNode, L7, L4); c.At(4).AddedP99 != 900-265 || !near(c.At(4).CoresRatio, 0.3/0.06005) || !near(c.CPUPerGBRatio, 2/0.85) {
+		t.Fatalf("l7/l4 (the waypoint's share) %+v", c)
+	}
 	if c := r.comparison(SameNode, L4, Baseline); c.At(4).AddedP99 != 300 || !near(c.Gbps1Ratio, 0.25) {
 		t.Fatalf("same-node l4/direct compares across topologies: %+v", c)
 	}
@@ -102,7 +107,7 @@ func TestSummarize(t *testing.T) {
 		figP99:    "met",    // +129 µs cross-node; same-node's +300 must not count
 		figCores:  "missed", // 0.06005 > 0.06
 		figRSS:    "met",
-		figL7:     "not measured: l7 skipped — waypoints not built yet (issue 5)",
+		figL7:     "met", // +764 µs
 		figWDS:    "not measured: " + controlPlaneNotMeasured,
 	} {
 		if s := targetStatuses(r)[fig]; s != want {
@@ -110,7 +115,7 @@ func TestSummarize(t *testing.T) {
 		}
 	}
 	if r.Failed() {
-		t.Error("Failed with no mode error (a skipped mode is no failure)")
+		t.Error("Failed with no mode error")
 	}
 }
 
@@ -143,14 +148,19 @@ func TestTargets(t *testing.T) {
 			r.Modes = slices.DeleteFunc(r.Modes, func(m *Mode) bool { return m.Name == L4 && m.Topology == CrossNode })
 		}, want: map[string]string{figP99: "not measured: needs the l4 mode (cross-node)", figCores: "not measured: needs the l4 mode (cross-node)",
 			figRSS: "not measured: no cross-node l4 latency run"}},
-		{name: "l7 measured", change: func(r *Results) {
-			m := r.find(CrossNode, L7)
-			m.Skipped, m.Rounds = "", []Figures{{Gbps1: 3, Latency: pts(300, 500, 1100, 0.2)}}
-		}, want: map[string]string{figL7: "met"}}, // +964 µs
+		{name: "l7 just in time", change: func(r *Results) {
+			r.find(CrossNode, L7).Rounds = []Figures{{Gbps1: 3, Latency: pts(300, 500, 1136, 0.2)}}
+		}, want: map[string]string{figL7: "met"}}, // +1000 µs
 		{name: "l7 too slow", change: func(r *Results) {
-			m := r.find(CrossNode, L7)
-			m.Skipped, m.Rounds = "", []Figures{{Gbps1: 3, Latency: pts(300, 500, 1200, 0.2)}}
+			r.find(CrossNode, L7).Rounds = []Figures{{Gbps1: 3, Latency: pts(300, 500, 1200, 0.2)}}
 		}, want: map[string]string{figL7: "missed"}},
+		{name: "l7 not run", change: func(r *Results) {
+			r.Modes = slices.DeleteFunc(r.Modes, func(m *Mode) bool { return m.Name == L7 })
+		}, want: map[string]string{figL7: "not measured: needs the l7 mode (cross-node)"}},
+		{name: "l7 failed", change: func(r *Results) {
+			m := r.find(CrossNode, L7)
+			m.Rounds, m.Error = nil, "waypoint exited"
+		}, want: map[string]string{figL7: "not measured: no l7 result"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -199,8 +209,12 @@ func TestMarkdown(t *testing.T) {
 		"### cross-node: client pod on node-a, server pod on node-b",
 		"### same-node: client and server pods both on node-a",
 		"| direct | 50.00 | 60.00 | 9000 | 30 | 64 | 136 | 0.000 | 0.000 | 0.00 |",
-		"| l7 | skipped — waypoints not built yet (issue 5) | | | | | | | | |",
-		"l7: skipped — waypoints not built yet (issue 5) [cross-node, same-node]",
+		"| l7 | 3.00 | 4.00 | 1500 | 400 | 700 | 900 | 0.300 | 0.300 | 2.00 |",
+		"| l7 − direct | | | | +370 | +636 | +764 | | | |",
+		"| l7 − l4 | | | | +335 | +565 | +635 | | | |",
+		"| l7 − l4 | +335/+565/+635 | 5.00× | +335/+565/+635 | 5.00× | +335/+565/+635 | 5.00× |",
+		"| cross-node | l7 | waypoint (node-b) | 20.0 | 25.0 | 40.0 |",
+		"| " + figL7 + " | ≤ 1 ms | +764 µs | met |",
 		"| l4/direct | 0.20× | 0.19× | 0.31× | | | 1.95× | | | |",
 		"| l4 − direct | | | | +35 | +71 | +129 | | | |",
 		"| peer-hbone − direct | | | | +70 | +136 | +164 | | | |",
@@ -247,15 +261,12 @@ func TestWriteFiles(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(string(js), `"skipped": "waypoints not built yet (issue 5)"`) {
-		t.Errorf("JSON does not say why l7 was skipped: %s", js)
-	}
 	var back Results
 	if err := json.Unmarshal(js, &back); err != nil {
 		t.Fatal(err)
 	}
 	if back.find(CrossNode, L4).Median.At(4).P99Micros != 265 || len(back.Targets) != len(r.Targets) ||
-		len(back.find(CrossNode, PeerHBONE).Proxies) != 2 || back.find(SameNode, L4).Median.At(16) == nil {
+		len(back.find(CrossNode, PeerHBONE).Proxies) != 2 || len(back.find(CrossNode, L7).Proxies) != 3 || back.find(SameNode, L4).Median.At(16) == nil {
 		t.Errorf("JSON round trip lost data: %s", js)
 	}
 	if b, _ := os.ReadFile(filepath.Join(dir, "results.md")); string(b) != r.Markdown() {

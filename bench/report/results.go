@@ -79,11 +79,10 @@ type Proxy struct {
 }
 
 // Mode is one mode's results in one topology. A mode that failed keeps the rounds it
-// completed and the first error; a skipped mode says why and has no rounds.
+// completed and the first error.
 type Mode struct {
 	Name     string    `json:"name"`
 	Topology string    `json:"topology"`
-	Skipped  string    `json:"skipped,omitempty"` // why the mode was not measured (not a failure)
 	Error    string    `json:"error,omitempty"`
 	Rounds   []Figures `json:"rounds"`
 	Median   *Figures  `json:"median,omitempty"`  // set by Results.Summarize; nil without rounds
@@ -127,7 +126,7 @@ func (r *Results) Mode(topology, name string) *Mode {
 	return m
 }
 
-// Failed reports whether any mode recorded an error (a skipped mode is no failure).
+// Failed reports whether any mode recorded an error.
 func (r *Results) Failed() bool {
 	for _, m := range r.Modes {
 		if m.Error != "" {

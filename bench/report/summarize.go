@@ -46,8 +46,13 @@ func (c *Comparison) At(conns int) *LatencyComparison {
 }
 
 // peerComparisons are the pairs compared besides every mode against Baseline: the
-// targets' l4 against the two baselines of encrypted forwarding.
-var peerComparisons = [][2]string{{L4, PeerHBONE}, {L4, PlainTLS}}
+// targets' l4 against the two baselines of encrypted forwarding, and l7 against l4
+// (what the waypoint adds).
+var peerComparisons = [][2]string{{L4, PeerHBONE}, {L4, PlainTLS}, {L7, L4}}
+
+// added reports whether the comparison is read as latency added (mode − against):
+// against direct, and l7 against l4 (the waypoint's share); the others as ratios.
+func (c *Comparison) added() bool { return c.Against == Baseline || (c.Mode == L7 && c.Against == L4) }
 
 // scalars lists every per-round figure outside the latency points once, so medians
 // cannot miss one.
@@ -69,7 +74,8 @@ var latencyFields = []func(*Latency) *float64{
 }
 
 // Summarize fills each mode's Median, the comparisons inside each topology (every
-// measured mode against Baseline, then l4 against the two baselines) and the targets.
+// measured mode against Baseline, then l4 against the two baselines and l7 against l4)
+// and the targets.
 func (r *Results) Summarize() {
 	for _, m := range r.Modes {
 		m.Median = median(m.Rounds)

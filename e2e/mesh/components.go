@@ -36,6 +36,11 @@ func (m *Mesh) startIstiod(ctx context.Context) error {
 			return fmt.Errorf("start istiod-lite: %w", err)
 		}
 	}
+	wl, err := m.waypointTokens()
+	if err != nil {
+		return fmt.Errorf("start istiod-lite: %w", err)
+	}
+	lines = append(lines, wl...)
 	if err := os.WriteFile(m.path("tokens"), []byte(strings.Join(lines, "\n")+"\n"), 0o600); err != nil {
 		return fmt.Errorf("start istiod-lite: %w", err)
 	}

@@ -28,6 +28,9 @@ type Options struct {
 	Logger *slog.Logger
 	// ZtunnelArgs are extra flags for every ztunnel.
 	ZtunnelArgs []string
+	// Waypoints are the waypoints AddWaypoint may deploy: istiod-lite reads its tokens
+	// file once, at start, so their service-account tokens are made then.
+	Waypoints []WaypointSpec
 }
 
 // Node is one node's mesh processes.

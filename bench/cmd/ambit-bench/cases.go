@@ -15,10 +15,9 @@ type modeSpec struct {
 	name      string
 	ambient   bool   // the mode's namespace is enrolled in the mesh
 	forwarder string // binary of the forwarder pair carrying the bytes ("" for none)
-	// skip, when set, says why the mode is listed but not measured yet. To enable l7,
-	// clear it and have deploy give the mode's server a waypoint (and verify check that
-	// traffic crosses it); rounds, tables, comparisons and its target work as they are.
-	skip string
+	// waypoint: the server's Service uses a waypoint (istio.io/use-waypoint), which
+	// runs on the server's node.
+	waypoint bool
 }
 
 // modeSpecs are the modes the benchmark knows, in the default --modes order (which is
@@ -26,7 +25,7 @@ type modeSpec struct {
 var modeSpecs = []modeSpec{
 	{name: report.Baseline},
 	{name: report.L4, ambient: true},
-	{name: report.L7, ambient: true, skip: "waypoints not built yet (issue 5)"},
+	{name: report.L7, ambient: true, waypoint: true},
 	{name: report.PeerHBONE, forwarder: hboneFwdBin},
 	{name: report.PlainTLS, forwarder: tlsFwdBin},
 }
@@ -78,7 +77,7 @@ func (c benchCase) serverNode() string {
 	return "node-b"
 }
 
-// cases lists every topology's modes, topology by topology, skipped ones included.
+// cases lists every topology's modes, topology by topology.
 func cases(topologies, modes []string) []benchCase {
 	var out []benchCase
 	for _, t := range topologies {
@@ -87,11 +86,6 @@ func cases(topologies, modes []string) []benchCase {
 		}
 	}
 	return out
-}
-
-// measured drops the cases of skipped modes.
-func measured(cs []benchCase) []benchCase {
-	return slices.DeleteFunc(slices.Clone(cs), func(c benchCase) bool { return spec(c.mode).skip != "" })
 }
 
 // rotation is the order of round r (from 0): xs rotated left by r, so each element

@@ -2,7 +2,8 @@
 // of encrypted forwarding on this machine (root): it starts a two-node mesh
 // (e2e/mesh) and, per topology (cross-node: client pod on node-a, server pod on node-b;
 // same-node: both on node-a) and mode ("direct": not enrolled; "l4": ambient, through
-// the ztunnels over HBONE; "l7": listed, skipped until waypoints exist; "peer-hbone":
+// the ztunnels over HBONE to the server's Service; "l7": as l4 with a waypoint on the
+// server's node for that Service; "peer-hbone":
 // not enrolled, through Istio's Go HBONE client and server in the pods; "plain-tls":
 // not enrolled, through a minimal TLS forwarder in the pods), gives each case its own
 // namespace and pods. In rotated rounds it measures latency at a fixed rate over 1, 4
@@ -52,7 +53,7 @@ func main() {
 	flag.StringVar(&c.iperf3, "iperf3", "iperf3", "iperf3 binary")
 	flag.StringVar(&c.out, "out", "bench/out", "directory for results.json and results.md")
 	topologies := flag.String("topologies", strings.Join(allTopologies, ","), "comma-separated topologies to measure")
-	modes := flag.String("modes", strings.Join(modeNames(), ","), "comma-separated modes to measure, in the first round's order (l7 is listed as skipped until waypoints exist)")
+	modes := flag.String("modes", strings.Join(modeNames(), ","), "comma-separated modes to measure, in the first round's order")
 	flag.IntVar(&c.rounds, "rounds", 3, "rounds per case; figures are medians over rounds")
 	flag.DurationVar(&c.iperfTime, "iperf-time", defaultIperfTime, "length of each iperf3 run (whole seconds)")
 	flag.DurationVar(&c.latencyTime, "latency-time", defaultLatencyTime, "length of each fixed-rate latency run (one per connection count)")
@@ -82,7 +83,7 @@ func main() {
 		os.Exit(2)
 	}
 	if *timeout == 0 {
-		*timeout = 2*estimate(c, len(measured(cases(c.topologies, c.modes)))) + 10*time.Minute
+		*timeout = 2*estimate(c, len(cases(c.topologies, c.modes))) + 10*time.Minute
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -117,10 +118,16 @@ func (c *config) resolve() error {
 		return err
 	}
 	for _, mode := range c.modes {
-		if s := spec(mode); s.forwarder != "" && s.skip == "" {
-			if _, err := os.Stat(filepath.Join(c.bin, s.forwarder)); err != nil {
-				return fmt.Errorf("mode %s needs %s in --bin (make bench builds it): %w", mode, s.forwarder, err)
-			}
+		s := spec(mode)
+		need := s.forwarder
+		if s.waypoint {
+			need = waypointBin
+		}
+		if need == "" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(c.bin, need)); err != nil {
+			return fmt.Errorf("mode %s needs %s in --bin (make bench builds it): %w", mode, need, err)
 		}
 	}
 	return nil

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ambitmesh/ambit/bench/forward"
 	"github.com/ambitmesh/ambit/bench/report"
+	"github.com/ambitmesh/ambit/e2e/mesh"
 )
 
 func TestParseList(t *testing.T) {
@@ -93,7 +94,8 @@ func TestRotation(t *testing.T) {
 }
 
 // TestCases: every topology gets every mode in its own namespace; same-node servers
-// sit beside the client; the skipped l7 is listed but not measured.
+// sit beside the client; only l7 declares a waypoint, one per topology, in its case's
+// namespace.
 func TestCases(t *testing.T) {
 	all := cases(allTopologies, modeNames())
 	if len(all) != 10 {
@@ -118,15 +120,13 @@ func TestCases(t *testing.T) {
 			t.Errorf("%s: namespace %s on %s, want %s on %s", tc.bc, tc.bc.namespace(), tc.bc.serverNode(), tc.ns, tc.server)
 		}
 	}
-	m := measured(all)
-	if len(m) != 8 || slices.ContainsFunc(m, func(bc benchCase) bool { return bc.mode == report.L7 }) {
-		t.Errorf("measured cases %v, want all but l7", m)
+	wps := waypoints(all)
+	if len(wps) != 2 || wps[0] != (mesh.WaypointSpec{Namespace: "l7-cross", Name: "waypoint"}) ||
+		wps[1] != (mesh.WaypointSpec{Namespace: "l7-same", Name: "waypoint"}) {
+		t.Errorf("waypoints %+v, want l7-cross/waypoint and l7-same/waypoint", wps)
 	}
-	if len(all) != 10 {
-		t.Error("measured changed its input")
-	}
-	if spec(report.L7).skip != "waypoints not built yet (issue 5)" {
-		t.Errorf("l7 skip reason %q", spec(report.L7).skip)
+	if s := spec(report.L7); !s.ambient || !s.waypoint || spec(report.L4).waypoint {
+		t.Errorf("l7 spec %+v, l4 spec %+v: only l7, an ambient mode, has a waypoint", s, spec(report.L4))
 	}
 }
 
@@ -159,23 +159,30 @@ func TestPathError(t *testing.T) {
 		return map[string]ztunnelCount{"node-a": {aIn, aTotal}, "node-b": {bIn, bTotal}}
 	}
 	tests := []struct {
-		name  string
-		bc    benchCase
-		after map[string]ztunnelCount
-		err   string
+		name     string
+		bc       benchCase
+		after    map[string]ztunnelCount
+		waypoint float64
+		err      string
 	}{
-		{"cross l4 through node-b", benchCase{report.CrossNode, report.L4}, counts(0, 4, 4, 4), ""},
-		{"cross l4 bypassed", benchCase{report.CrossNode, report.L4}, counts(0, 4, 0, 0), "no new inbound mTLS"},
-		{"same l4 through node-a", benchCase{report.SameNode, report.L4}, counts(4, 8, 0, 0), ""},
-		{"same l4 bypassed", benchCase{report.SameNode, report.L4}, counts(0, 4, 0, 0), "no new inbound mTLS"},
-		{"same l4 via node-b", benchCase{report.SameNode, report.L4}, counts(4, 8, 0, 4), "hosts neither pod"},
-		{"direct untouched", benchCase{report.CrossNode, report.Baseline}, zero, ""},
-		{"direct captured", benchCase{report.SameNode, report.Baseline}, counts(0, 1, 0, 0), "want none"},
-		{"forwarder captured", benchCase{report.CrossNode, report.PlainTLS}, counts(0, 0, 0, 2), "want none"},
+		{"cross l4 through node-b", benchCase{report.CrossNode, report.L4}, counts(0, 4, 4, 4), 0, ""},
+		{"cross l4 bypassed", benchCase{report.CrossNode, report.L4}, counts(0, 4, 0, 0), 0, "no new inbound mTLS"},
+		{"same l4 through node-a", benchCase{report.SameNode, report.L4}, counts(4, 8, 0, 0), 0, ""},
+		{"same l4 bypassed", benchCase{report.SameNode, report.L4}, counts(0, 4, 0, 0), 0, "no new inbound mTLS"},
+		{"same l4 via node-b", benchCase{report.SameNode, report.L4}, counts(4, 8, 0, 4), 0, "hosts neither pod"},
+		{"cross l7 through the waypoint", benchCase{report.CrossNode, report.L7}, counts(0, 4, 4, 8), warmupCalls, ""},
+		{"cross l7 bypassed the waypoint", benchCase{report.CrossNode, report.L7}, counts(0, 4, 4, 4), 0, "bypassed it"},
+		{"cross l7 partly bypassed", benchCase{report.CrossNode, report.L7}, counts(0, 4, 4, 4), warmupCalls - 1, "bypassed it"},
+		{"cross l7 bypassed the mesh", benchCase{report.CrossNode, report.L7}, counts(0, 4, 0, 4), warmupCalls, "no new inbound mTLS"},
+		{"same l7 through node-a", benchCase{report.SameNode, report.L7}, counts(4, 8, 0, 0), warmupCalls, ""},
+		{"same l7 via node-b", benchCase{report.SameNode, report.L7}, counts(4, 8, 0, 4), warmupCalls, "hosts neither pod"},
+		{"direct untouched", benchCase{report.CrossNode, report.Baseline}, zero, 0, ""},
+		{"direct captured", benchCase{report.SameNode, report.Baseline}, counts(0, 1, 0, 0), 0, "want none"},
+		{"forwarder captured", benchCase{report.CrossNode, report.PlainTLS}, counts(0, 0, 0, 2), 0, "want none"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			err := pathError(tc.bc, zero, tc.after)
+			err := pathError(tc.bc, zero, tc.after, tc.waypoint)
 			if tc.err == "" {
 				if err != nil {
 					t.Fatal(err)
@@ -189,11 +196,11 @@ func TestPathError(t *testing.T) {
 	}
 }
 
-// TestEstimate: the default run stays well under 30 minutes of measuring on the 8
-// measured cases, and --full's durations are performance.md's.
+// TestEstimate: the default run stays well under 30 minutes of measuring on the 10
+// cases, and --full's durations are performance.md's.
 func TestEstimate(t *testing.T) {
 	c := config{rounds: 3, latencyConns: []int{1, 4, 16}, iperfTime: defaultIperfTime, latencyTime: defaultLatencyTime, connTime: defaultConnTime}
-	if d := estimate(c, 8); d > 20*time.Minute || d < 10*time.Minute {
+	if d := estimate(c, len(cases(allTopologies, modeNames()))); d > 20*time.Minute || d < 10*time.Minute {
 		t.Errorf("default estimate %s, want between 10 and 20 minutes", d)
 	}
 	if fullLatencyTime < 20*time.Second || fullIperfTime < 10*time.Second || fullConnTime < 5*time.Second {

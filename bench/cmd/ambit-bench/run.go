@@ -25,7 +25,7 @@ func run(ctx context.Context, c config) int {
 	}
 	logf("starting a two-node mesh")
 	m, err := mesh.Start(ctx, mesh.Options{
-		Name: "ambit-bench", Bin: c.bin, Nodes: ztunnelNodes,
+		Name: "ambit-bench", Bin: c.bin, Nodes: ztunnelNodes, Waypoints: waypoints(cases(c.topologies, c.modes)),
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	})
 	if err != nil {
@@ -63,21 +63,12 @@ func run(ctx context.Context, c config) int {
 	return 0
 }
 
-// measureAll lists every case in res (skipped ones with their reason), deploys the
-// measured ones and runs the rounds; errors land in res (per case, or on every case
-// when the deployment itself fails).
+// measureAll lists every case in res, deploys them and runs the rounds; errors land
+// in res (per case, or on every case when the deployment itself fails).
 func measureAll(ctx context.Context, c config, m *mesh.Mesh, res *report.Results) {
-	all := cases(c.topologies, c.modes)
-	for _, bc := range all { // in --topologies and --modes order: the tables' rows
-		md := res.Mode(bc.topology, bc.mode)
-		if why := spec(bc.mode).skip; why != "" {
-			md.Skipped = why
-			logf("%s: skipped — %s", bc, why)
-		}
-	}
-	todo := measured(all)
-	if len(todo) == 0 {
-		return
+	todo := cases(c.topologies, c.modes)
+	for _, bc := range todo { // in --topologies and --modes order: the tables' rows
+		res.Mode(bc.topology, bc.mode)
 	}
 	b := &bench{cfg: c, m: m, ztunnels: map[string]proxy{}}
 	for _, n := range ztunnelNodes {

@@ -41,11 +41,14 @@ type proxy struct {
 // same-node), and how the load generators reach the server.
 type pair struct {
 	client, server *cluster.Pod
-	// target is the address the load generators connect to: the server pod, or
-	// 127.0.0.1 where a client forwarder listens.
+	// target is the address the load generators connect to: the server's Service VIP
+	// (ambient modes), the server pod (direct), or 127.0.0.1 where a client forwarder
+	// listens.
 	target netip.Addr
 	// proxies carry the case's bytes (both ztunnels for direct: off the path).
 	proxies []proxy
+	// waypoint serves the server's Service (l7), else nil.
+	waypoint *mesh.Waypoint
 }
 
 func (p *pair) url() string {
@@ -76,6 +79,15 @@ func (b *bench) deploy(ctx context.Context, todo []benchCase) error {
 	}
 	if err := b.m.WaitWorkloads(ctx, 2*len(todo)); err != nil {
 		return fmt.Errorf("deploy: %w", err)
+	}
+	for _, bc := range todo {
+		if w := b.pairs[bc].waypoint; w != nil {
+			for _, port := range []int{fortioPort, iperfPort} {
+				if err := b.m.WaitServing(ctx, w, serverService, port); err != nil {
+					return fmt.Errorf("deploy %s: %w", bc, err)
+				}
+			}
+		}
 	}
 	for _, bc := range todo {
 		p := b.pairs[bc]
@@ -116,6 +128,17 @@ func (b *bench) deployCase(ctx context.Context, bc benchCase) (*pair, error) {
 		return nil, err
 	}
 	p.target, p.proxies = p.server.IP, b.pathZtunnels(bc)
+	if s.ambient {
+		if p.target, err = b.serverService(bc); err != nil {
+			return nil, err
+		}
+	}
+	if s.waypoint {
+		if p.waypoint, err = b.m.AddWaypoint(ctx, bc.serverNode(), ns, waypointName); err != nil {
+			return nil, err
+		}
+		p.proxies = append(p.proxies, proxy{"waypoint (" + bc.serverNode() + ")", p.waypoint.Process.Pid})
+	}
 	if s.forwarder != "" {
 		if err := b.startForwarders(ctx, bc, p); err != nil {
 			return nil, err

@@ -28,3 +28,18 @@ func TestMissingListeners(t *testing.T) {
 		})
 	}
 }
+
+// TestServicePorts: iperf3's port is declared TCP and fortio's HTTP, by name, so a
+// waypoint relays the first as bytes and proxies the second as HTTP; each targets the
+// server's own port.
+func TestServicePorts(t *testing.T) {
+	want := map[int32]string{iperfPort: "tcp", fortioPort: "http"}
+	if len(servicePorts) != len(want) {
+		t.Fatalf("service ports %+v", servicePorts)
+	}
+	for _, p := range servicePorts {
+		if want[p.Port] != p.Name || p.TargetPort != p.Port {
+			t.Errorf("port %+v, want name %q and target port %d", p, want[p.Port], p.Port)
+		}
+	}
+}
