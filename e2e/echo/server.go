@@ -33,6 +33,8 @@ type Reply struct {
 	Host   string `json:"host,omitempty"`
 	// Headers are the request headers (lowercase names, first values).
 	Headers map[string]string `json:"headers,omitempty"`
+	// Count is CountPath's answer.
+	Count int `json:"count,omitempty"`
 }
 
 // Server serves HTTP on HTTPAddr and raw TCP echo on TCPAddr (either may be
@@ -122,7 +124,7 @@ func Handler(name string) http.Handler {
 			c := paths[r.URL.Query().Get("path")]
 			mu.Unlock()
 			w.Header().Set("Content-Type", "application/json")
-			_ = json.NewEncoder(w).Encode(Count{Count: c})
+			_ = json.NewEncoder(w).Encode(Reply{Pod: name, Path: r.URL.Path, Count: c})
 			return
 		}
 		q := r.URL.Query()
@@ -157,14 +159,9 @@ func Handler(name string) http.Handler {
 	})
 }
 
-// CountPath answers how many requests the server got for a path (query "path") as a
-// Count; requests to it are not counted.
+// CountPath answers, in Reply.Count, how many requests the server got for a path (query
+// "path"); requests to it are not counted.
 const CountPath = "/_echo/count"
-
-// Count is CountPath's JSON answer.
-type Count struct {
-	Count int `json:"count"`
-}
 
 // maxDelay caps the ?delay a request may ask for.
 const maxDelay = 30 * time.Second

@@ -61,7 +61,8 @@ func (tb *Testbed) Install(ctx context.Context, o InstallOptions) error {
 	if err := release("base", map[string]any{}); err != nil {
 		return fmt.Errorf("install base: %w", err)
 	}
-	if err := release("istiod-lite", map[string]any{"logLevel": "debug"}); err != nil {
+	// No cluster DNS here: waypoints reach istiod-lite at its pod IP.
+	if err := release("istiod-lite", map[string]any{"logLevel": "debug", "waypoint": map[string]any{"xdsAddress": "", "logLevel": "debug"}}); err != nil {
 		return fmt.Errorf("install istiod-lite: %w", err)
 	}
 	istiod, err := tb.WaitReady(ctx, SystemNamespace, "app=istiod", 1)

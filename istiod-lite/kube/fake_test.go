@@ -7,12 +7,12 @@ import (
 	"time"
 
 	istiofake "istio.io/client-go/pkg/clientset/versioned/fake"
-	gatewayfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/kubernetes/fake"
+	gatewayfake "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned/fake"
 
 	"github.com/ambitmesh/ambit/pkg/kubefile"
 )
@@ -51,7 +51,9 @@ func (d *switchDiscovery) ServerResourcesForGroupVersionWithContext(ctx context.
 }
 
 // install makes discovery report the given security.istio.io/v1 resources.
-func (d *switchDiscovery) install(resources ...string) { d.installGV("security.istio.io/v1", resources...) }
+func (d *switchDiscovery) install(resources ...string) {
+	d.installGV("security.istio.io/v1", resources...)
+}
 
 func (d *switchDiscovery) installGV(gv string, resources ...string) {
 	d.mu.Lock()

@@ -4,10 +4,10 @@ import (
 	"slices"
 
 	securityv1 "istio.io/client-go/pkg/apis/security/v1"
-	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 	"istio.io/istio/pkg/workloadapi"
 	"istio.io/istio/pkg/workloadapi/security"
 	corev1 "k8s.io/api/core/v1"
+	gatewayv1 "sigs.k8s.io/gateway-api/apis/v1"
 
 	"github.com/ambitmesh/ambit/istiod-lite/policy"
 	"github.com/ambitmesh/ambit/pkg/kubefile"

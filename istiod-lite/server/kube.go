@@ -12,6 +12,7 @@ import (
 	"github.com/ambitmesh/ambit/istiod-lite/caserver"
 	"github.com/ambitmesh/ambit/istiod-lite/kube"
 	"github.com/ambitmesh/ambit/istiod-lite/l7"
+	"github.com/ambitmesh/ambit/istiod-lite/waypoint"
 	"github.com/ambitmesh/ambit/pkg/kubeclient"
 	"github.com/ambitmesh/ambit/pkg/kubefile"
 	"github.com/ambitmesh/ambit/pkg/wire"
@@ -67,7 +68,19 @@ func runKube(ctx context.Context, cfg Config) error {
 		events.Report(problemsOf(m, s))
 	}
 	roots := &kube.RootCertPublisher{Client: kc, RootPEM: authority.RootPEM(), Logger: cfg.Logger}
-	return p.run(ctx, src.Run, roots.Run, events.Run, status.Run)
+	parts := []func(context.Context) error{src.Run, roots.Run, events.Run, status.Run}
+	if wc := cfg.Waypoint; wc.Image != "" || wc.Engine == waypoint.EngineEnvoy {
+		wc.ClusterID, wc.TrustDomain = cfg.ClusterID, authority.TrustDomain()
+		ctrl, err := waypoint.New(kc, gc, wc, cfg.Logger)
+		if err != nil {
+			return fmt.Errorf("waypoint controller: %w", err)
+		}
+		p.waypoints.OnError = ctrl.SetConfigError
+		parts = append(parts, ctrl.Run)
+	} else {
+		cfg.Logger.Info("waypoint controller off: no --waypoint-image")
+	}
+	return p.run(ctx, parts...)
 }
 
 // restConfig returns cfg.RESTConfig or loads cfg.Kubeconfig, with istiod-lite's user

@@ -28,6 +28,7 @@ import (
 	"github.com/ambitmesh/ambit/istiod-lite/caserver"
 	"github.com/ambitmesh/ambit/istiod-lite/l7"
 	"github.com/ambitmesh/ambit/istiod-lite/model"
+	"github.com/ambitmesh/ambit/istiod-lite/waypoint"
 	"github.com/ambitmesh/ambit/istiod-lite/xds"
 	"github.com/ambitmesh/ambit/pkg/ca"
 	"github.com/ambitmesh/ambit/pkg/kubefile"
@@ -58,9 +59,12 @@ type Config struct {
 	// TrustedNodeAccounts may ask for certificates of pods on their node; nil means
 	// istio-system/ztunnel. Trust domains may be empty (the CA's is used).
 	TrustedNodeAccounts []spiffe.Identity
-	GRPCAddr            string   // TLS: xDS + CA
-	GRPCPlaintextAddr   string   // optional plaintext xDS + CA
-	TLSDNSNames         []string // serving certificate names
+	// Waypoint configures the waypoint deployment controller (Kubernetes mode); an empty
+	// Image with the default engine leaves it off.
+	Waypoint          waypoint.Config
+	GRPCAddr          string   // TLS: xDS + CA
+	GRPCPlaintextAddr string   // optional plaintext xDS + CA
+	TLSDNSNames       []string // serving certificate names
 	// TokensFile authenticates CA bearer tokens from a file (file mode; in Kubernetes
 	// mode it is consulted before TokenReview).
 	TokensFile     string

@@ -34,8 +34,8 @@ type CASecrets struct {
 }
 
 type mintedSecret struct {
-	secrets  envoy.Secrets
-	renewAt  time.Time
+	secrets envoy.Secrets
+	renewAt time.Time
 }
 
 // Secrets returns id's current material, minting it when absent or past half its life.

@@ -58,8 +58,11 @@ type Waypoints struct {
 
 	mu      sync.Mutex
 	callers map[int64]*caserver.Caller // authenticated stream callers; nil entry: none
-	nodes   map[string]*waypointNode   // by node id
-	config  map[types.NamespacedName]*l7.Waypoint
+	// admitted maps a stream to the node its first waypoint request was admitted as;
+	// later requests need not repeat the node (Envoy sends it once per stream).
+	admitted map[int64]string
+	nodes    map[string]*waypointNode // by node id
+	config   map[types.NamespacedName]*l7.Waypoint
 	// generated caches each waypoint's configuration without secrets, per Update.
 	generated map[types.NamespacedName]generated
 	version   int
@@ -92,13 +95,14 @@ func NewWaypoints(authn []caserver.Authenticator, secrets SecretSource, logger *
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Waypoints{
-		cache:   cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil),
-		authn:   authn,
-		secrets: secrets,
-		log:     logger,
-		callers: map[int64]*caserver.Caller{},
-		nodes:   map[string]*waypointNode{},
-		config:  map[types.NamespacedName]*l7.Waypoint{},
+		cache:    cachev3.NewSnapshotCache(true, cachev3.IDHash{}, nil),
+		authn:    authn,
+		secrets:  secrets,
+		log:      logger,
+		callers:  map[int64]*caserver.Caller{},
+		admitted: map[int64]string{},
+		nodes:    map[string]*waypointNode{},
+		config:   map[types.NamespacedName]*l7.Waypoint{},
 	}
 }
 
@@ -197,7 +201,11 @@ func (w *Waypoints) streamClosed(stream int64, node *corev3.Node) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	delete(w.callers, stream)
-	id := node.GetId()
+	id, ok := w.admitted[stream]
+	if !ok {
+		id = node.GetId()
+	}
+	delete(w.admitted, stream)
 	if n := w.nodes[id]; n != nil {
 		delete(n.streams, stream)
 		if len(n.streams) == 0 {
@@ -212,6 +220,12 @@ func (w *Waypoints) streamClosed(stream int64, node *corev3.Node) {
 func (w *Waypoints) authorize(stream int64, node *corev3.Node) error {
 	w.mu.Lock()
 	defer w.mu.Unlock()
+	if id, ok := w.admitted[stream]; ok {
+		if node.GetId() != "" && node.GetId() != id {
+			return status.Errorf(codes.InvalidArgument, "%v: node changed from %s to %s on one stream", ErrWaypointDenied, id, node.GetId())
+		}
+		return nil
+	}
 	caller := w.callers[stream]
 	if caller == nil {
 		return status.Errorf(codes.PermissionDenied, "%v: a service-account token is required", ErrWaypointDenied)
@@ -236,6 +250,7 @@ func (w *Waypoints) authorize(stream int64, node *corev3.Node) error {
 		w.nodes[node.GetId()] = n
 		w.log.Info("waypoint connected", "node", node.GetId(), "gateway", gw, "identity", caller.Identity.String())
 		n.streams[stream] = true
+		w.admitted[stream] = node.GetId()
 		w.refreshLocked(node.GetId(), n)
 		return nil
 	}
@@ -243,5 +258,6 @@ func (w *Waypoints) authorize(stream int64, node *corev3.Node) error {
 		return status.Errorf(codes.PermissionDenied, "%v: node %s is already connected as %s", ErrWaypointDenied, node.GetId(), n.gateway)
 	}
 	n.streams[stream] = true
+	w.admitted[stream] = node.GetId()
 	return nil
 }

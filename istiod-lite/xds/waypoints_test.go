@@ -13,8 +13,8 @@ import (
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
-	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
@@ -121,6 +121,30 @@ func TestWaypointXDS(t *testing.T) {
 		want := []string{"connect_originate", "connect_terminate", "main_internal"}
 		if !slices.Equal(names, want) {
 			t.Fatalf("listeners = %v, want %v", names, want)
+		}
+	})
+	t.Run("later requests on the stream need not repeat the node", func(t *testing.T) {
+		var a atomic.Pointer[string]
+		a.Store(&addr)
+		ctx, cancel := context.WithTimeout(metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer shop/wp"), 10*time.Second)
+		defer cancel()
+		stream, err := discoveryv3.NewAggregatedDiscoveryServiceClient(dial(t, &a)).DeltaAggregatedResources(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		meta, _ := structpb.NewStruct(map[string]any{MetaNamespace: "shop", MetaServiceAccount: "wp", MetaGatewayName: "wp"})
+		node := &corev3.Node{Id: "router~10.244.1.6~wp-1.shop~shop.svc.cluster.local", Metadata: meta}
+		for i, req := range []*discoveryv3.DeltaDiscoveryRequest{
+			{Node: node, TypeUrl: resourcev3.ListenerType},
+			{TypeUrl: resourcev3.ClusterType},
+		} {
+			if err := stream.Send(req); err != nil {
+				t.Fatal(err)
+			}
+			resp, err := stream.Recv()
+			if err != nil || len(resp.GetResources()) == 0 {
+				t.Fatalf("request %d (%s): %v resources, err %v", i, req.TypeUrl, len(resp.GetResources()), err)
+			}
 		}
 	})
 	t.Run("secret is a certificate for the token's identity", func(t *testing.T) {

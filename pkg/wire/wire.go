@@ -31,8 +31,8 @@ const (
 	LabelUseWaypoint        = "istio.io/use-waypoint"
 	LabelUseWaypointNS      = "istio.io/use-waypoint-namespace"
 	LabelWaypointFor        = "istio.io/waypoint-for"
-	WaypointNone            = "none"           // use-waypoint value: no waypoint
-	WaypointForService      = "service"        // waypoint-for values; service is the default
+	WaypointNone            = "none"    // use-waypoint value: no waypoint
+	WaypointForService      = "service" // waypoint-for values; service is the default
 	WaypointForWorkload     = "workload"
 	WaypointForAll          = "all"
 	WaypointGatewayClass    = "istio-waypoint" // gatewayClassName of waypoints

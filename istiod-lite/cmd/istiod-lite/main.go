@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/ambitmesh/ambit/istiod-lite/caserver"
 	"github.com/ambitmesh/ambit/istiod-lite/kube"
 	"github.com/ambitmesh/ambit/istiod-lite/server"
+	"github.com/ambitmesh/ambit/istiod-lite/waypoint"
 	"github.com/ambitmesh/ambit/pkg/spiffe"
 	"github.com/ambitmesh/ambit/pkg/wire"
 )
@@ -40,7 +42,17 @@ func main() {
 	flag.StringVar(&cfg.TokensFile, "tokens-file", "", `CA bearer tokens: lines "<token> <ns>/<sa> [node=<node>]"`)
 	flag.StringVar(&cfg.MonitoringAddr, "monitoring-addr", fmt.Sprintf(":%d", wire.PortMonitoring), "monitoring listen address (empty: off)")
 	flag.TextVar(&level, "log-level", slog.LevelInfo, "log level (debug, info, warn, error)")
+	flag.StringVar(&cfg.Waypoint.Image, "waypoint-image", "", "image of waypoint Deployments made for istio-waypoint Gateways (empty: no waypoint controller)")
+	flag.StringVar(&cfg.Waypoint.Engine, "waypoint-engine", waypoint.EngineAmbit, `waypoint engine: "ambit" (the Go waypoint) or "envoy" (stock Envoy)`)
+	flag.StringVar(&cfg.Waypoint.EnvoyImage, "waypoint-envoy-image", "", "Envoy image for --waypoint-engine=envoy")
+	flag.StringVar(&cfg.Waypoint.XDSAddress, "waypoint-xds-address", waypoint.DefaultXDSAddress, `xDS address waypoints connect to; empty: this pod's IP ($POD_IP) and the --grpc-addr port`)
+	flag.StringVar(&cfg.Waypoint.XDSServerName, "waypoint-xds-server-name", waypoint.DefaultXDSServerName, "TLS name waypoints expect of istiod-lite")
+	flag.StringVar(&cfg.Waypoint.LogLevel, "waypoint-log-level", waypoint.DefaultLogLevel, "waypoints' log level")
 	flag.Parse()
+	if cfg.Waypoint.XDSAddress == "" {
+		_, port, _ := net.SplitHostPort(cfg.GRPCAddr)
+		cfg.Waypoint.XDSAddress = net.JoinHostPort(os.Getenv("POD_IP"), port)
+	}
 	cfg.Logger = slog.New(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
 	klog.SetSlogLogger(cfg.Logger) // client-go's logs in the same JSON stream
 	cfg.TLSDNSNames = strings.Split(dnsNames, ",")
