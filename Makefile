@@ -91,10 +91,10 @@ test: deps check-generate test-unit test-privileged test-interop test-kube test-
 demo: deps build
 	$(BIN)/ambit-demo --bin $(BIN)
 
-# bench measures direct, l4, peer-hbone (Istio's Go HBONE) and plain-tls (l7 listed,
-# skipped until waypoints exist), cross-node and same-node, on the demo topology, then
-# istiod-lite at 10k pods / 1k services / 100 delta xDS clients through the file source
-# and a real kube-apiserver (a report, not a test; about 18 minutes). BENCH_ARGS and
+# bench measures direct, l4, l7 (l4 plus a waypoint), peer-hbone (Istio's Go HBONE) and
+# plain-tls, cross-node and same-node, on the demo topology, then istiod-lite at 10k
+# pods / 1k services / 100 delta xDS clients through the file source and a real
+# kube-apiserver (a report, not a test; about 25 minutes). BENCH_ARGS and
 # CPBENCH_ARGS pass flags, e.g. BENCH_ARGS=--full for performance.md's durations; see
 # bench/README.md.
 bench: deps build kube-tools
