@@ -11,6 +11,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 
 	"github.com/ambitmesh/ambit/istiod-lite/l7"
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 )
 
 // DefaultTrustDomain is used when l7.Waypoint.TrustDomain is empty.
@@ -87,7 +88,7 @@ func build(w *l7.Waypoint) (*Config, error) {
 				return nil, inputErr("service %s: port %d outside 1..65535", svc.Hostname, port.Number)
 			}
 			http := IsHTTP(port.Protocol)
-			name := ChainName(svc.Hostname, port.Number, http)
+			name := waypointxds.ChainName(svc.Hostname, port.Number, http)
 			if seenChain[name] {
 				return nil, inputErr("two services or ports named %q", name)
 			}
@@ -119,7 +120,7 @@ func build(w *l7.Waypoint) (*Config, error) {
 		}
 	}
 	sortByName(chains)
-	c.Listeners = []*listenerv3.Listener{connectTerminate(td), mainInternal(chains), connectOriginate()}
+	c.Listeners = []*listenerv3.Listener{waypointxds.ConnectTerminate(td), waypointxds.MainInternal(chains), waypointxds.ConnectOriginate()}
 	if err := addClusters(c, w.Clusters, reached, protocols, td); err != nil {
 		return nil, err
 	}
@@ -142,8 +143,8 @@ func validVIPs(svc *l7.Service) []netip.Addr {
 // endpoint-less cluster for each reached backend the model lacks, each outbound| one
 // with its ClusterLoadAssignment.
 func addClusters(c *Config, model []l7.Cluster, reached map[string]l7.Backend, protocols map[string]l7.Protocol, td string) error {
-	c.Clusters = []*clusterv3.Cluster{mainInternalCluster(), connectOriginateCluster(td)}
-	seen := map[string]bool{ClusterMainInternal: true, ClusterConnectOriginate: true}
+	c.Clusters = []*clusterv3.Cluster{waypointxds.MainInternalCluster(), waypointxds.ConnectOriginateCluster(td)}
+	seen := map[string]bool{waypointxds.ClusterMainInternal: true, waypointxds.ClusterConnectOriginate: true}
 	add := func(m *l7.Cluster) error {
 		if seen[m.Name()] {
 			return inputErr("duplicate cluster %q", m.Name())

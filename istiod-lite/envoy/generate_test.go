@@ -15,6 +15,7 @@ import (
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 
 	"github.com/ambitmesh/ambit/istiod-lite/l7"
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 )
 
 func TestDeterministic(t *testing.T) {
@@ -128,7 +129,7 @@ func TestOutboundCluster(t *testing.T) {
 func upstreamH2(t *testing.T, c *clusterv3.Cluster) bool {
 	t.Helper()
 	opts := &httpv3.HttpProtocolOptions{}
-	if err := c.GetTypedExtensionProtocolOptions()[HTTPProtocolOptionsKey].UnmarshalTo(opts); err != nil {
+	if err := c.GetTypedExtensionProtocolOptions()[waypointxds.HTTPProtocolOptionsKey].UnmarshalTo(opts); err != nil {
 		t.Fatal(err)
 	}
 	return opts.GetExplicitHttpConfig().GetHttp2ProtocolOptions() != nil
@@ -141,10 +142,10 @@ func TestLoadAssignment(t *testing.T) {
 	}})
 	var got []string
 	for _, ep := range cla.GetEndpoints()[0].GetLbEndpoints() {
-		tunnel := ep.GetMetadata().GetFilterMetadata()[TunnelMetadataKey].GetFields()
+		tunnel := ep.GetMetadata().GetFilterMetadata()[waypointxds.TunnelMetadataKey].GetFields()
 		got = append(got, ep.GetEndpoint().GetAddress().GetEnvoyInternalAddress().GetEndpointId()+" "+
-			tunnel[TunnelDestinationKey].GetStringValue()+" "+tunnel[TunnelAddressKey].GetStringValue())
-		if ep.GetEndpoint().GetAddress().GetEnvoyInternalAddress().GetServerListenerName() != ListenerConnectOriginate {
+			tunnel[waypointxds.TunnelDestinationKey].GetStringValue()+" "+tunnel[waypointxds.TunnelAddressKey].GetStringValue())
+		if ep.GetEndpoint().GetAddress().GetEnvoyInternalAddress().GetServerListenerName() != waypointxds.ListenerConnectOriginate {
 			t.Errorf("endpoint %v not on connect_originate", ep)
 		}
 	}
@@ -170,7 +171,7 @@ func TestChains(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mi := listenerNamed(c, ListenerMainInternal)
+	mi := listenerNamed(c, waypointxds.ListenerMainInternal)
 	if len(mi.GetFilterChains()) != 1 {
 		t.Fatalf("%d chains, want 1 (service without VIP not served)", len(mi.GetFilterChains()))
 	}
@@ -182,7 +183,7 @@ func TestChains(t *testing.T) {
 	for _, f := range hcm.GetHttpFilters() {
 		names = append(names, f.GetName())
 	}
-	want := []string{FilterRBAC, FilterRBAC, FilterFault, FilterRouter}
+	want := []string{waypointxds.FilterRBAC, waypointxds.FilterRBAC, waypointxds.FilterFault, waypointxds.FilterRouter}
 	if len(names) != len(want) {
 		t.Fatalf("filters %q, want %q", names, want)
 	}

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/types/known/anypb"
 
 	"github.com/ambitmesh/ambit/istiod-lite/l7"
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 )
 
 // addHeaderMutations maps Set to OVERWRITE_IF_EXISTS_OR_ADD and Add to
@@ -142,6 +143,6 @@ func addFault(out *routev3.Route, f *l7.Fault) error {
 	if hf.Delay == nil && hf.Abort == nil {
 		return nil
 	}
-	out.TypedPerFilterConfig = map[string]*anypb.Any{FilterFault: marshalAny(hf)}
+	out.TypedPerFilterConfig = map[string]*anypb.Any{waypointxds.FilterFault: waypointxds.MarshalAny(hf)}
 	return nil
 }

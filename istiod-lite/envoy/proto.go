@@ -4,34 +4,11 @@ import (
 	"fmt"
 	"time"
 
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 	typev3 "github.com/envoyproxy/go-control-plane/envoy/type/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 )
-
-// marshalAny packs m deterministically (map fields such as RBAC policies and Struct
-// keys in key order), so the same input gives byte-identical output.
-func marshalAny(m proto.Message) *anypb.Any {
-	a := &anypb.Any{}
-	if err := anypb.MarshalFrom(a, m, proto.MarshalOptions{Deterministic: true}); err != nil {
-		// Marshalling a well-formed generated message cannot fail; keep the type
-		// URL so validation reports the resource instead of a panic here.
-		a.TypeUrl = "type.googleapis.com/" + string(m.ProtoReflect().Descriptor().FullName())
-	}
-	return a
-}
-
-// adsConfig is {ads: {}, resource_api_version: V3}.
-func adsConfig() *corev3.ConfigSource {
-	return &corev3.ConfigSource{
-		ConfigSourceSpecifier: &corev3.ConfigSource_Ads{Ads: &corev3.AggregatedConfigSource{}},
-		ResourceApiVersion:    corev3.ApiVersion_V3,
-	}
-}
 
 func duration(d time.Duration) *durationpb.Duration { return durationpb.New(d) }
 

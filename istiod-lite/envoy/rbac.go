@@ -12,6 +12,7 @@ import (
 	matcherv3 "github.com/envoyproxy/go-control-plane/envoy/type/matcher/v3"
 
 	"github.com/ambitmesh/ambit/istiod-lite/l7"
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 )
 
 // PolicyName is the Envoy RBAC policy name of rule i of a policy:
@@ -43,10 +44,10 @@ func rbacFilters(policies []l7.Policy) []*hcmv3.HttpFilter {
 	}
 	var out []*hcmv3.HttpFilter
 	if len(deny) > 0 {
-		out = append(out, httpFilter(FilterRBAC, &rbacfilterv3.RBAC{Rules: &rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: deny}}))
+		out = append(out, waypointxds.HTTPFilter(waypointxds.FilterRBAC, &rbacfilterv3.RBAC{Rules: &rbacv3.RBAC{Action: rbacv3.RBAC_DENY, Policies: deny}}))
 	}
 	if anyAllow {
-		out = append(out, httpFilter(FilterRBAC, &rbacfilterv3.RBAC{Rules: &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: allow}}))
+		out = append(out, waypointxds.HTTPFilter(waypointxds.FilterRBAC, &rbacfilterv3.RBAC{Rules: &rbacv3.RBAC{Action: rbacv3.RBAC_ALLOW, Policies: allow}}))
 	}
 	return out
 }
@@ -215,7 +216,7 @@ func namespaceMatch(v string) *rbacv3.Principal {
 
 func peerPrincipal(m *matcherv3.StringMatcher) *rbacv3.Principal {
 	return &rbacv3.Principal{Identifier: &rbacv3.Principal_FilterState{FilterState: &matcherv3.FilterStateMatcher{
-		Key:     FilterStatePeerPrincipal,
+		Key:     waypointxds.FilterStatePeerPrincipal,
 		Matcher: &matcherv3.FilterStateMatcher_StringMatch{StringMatch: m},
 	}}}
 }

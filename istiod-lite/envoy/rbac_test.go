@@ -9,6 +9,7 @@ import (
 	rbacfilterv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 
 	"github.com/ambitmesh/ambit/istiod-lite/l7"
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 )
 
 func TestPrincipalMatchers(t *testing.T) {
@@ -117,7 +118,7 @@ func TestRBACFilters(t *testing.T) {
 			filters := rbacFilters(tc.policies)
 			var got []string
 			for _, f := range filters {
-				if f.GetName() != FilterRBAC {
+				if f.GetName() != waypointxds.FilterRBAC {
 					t.Fatalf("filter %q", f.GetName())
 				}
 				r := &rbacfilterv3.RBAC{}

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ambitmesh/ambit/istiod-lite/l7"
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 )
 
 // compact is a message's protojson with proto field names, for readable assertions.
@@ -283,7 +284,7 @@ func TestFault(t *testing.T) {
 			if tc.wantErr != (err != nil) {
 				t.Fatalf("err = %v, want error %v", err, tc.wantErr)
 			}
-			cfg, ok := r.GetTypedPerFilterConfig()[FilterFault]
+			cfg, ok := r.GetTypedPerFilterConfig()[waypointxds.FilterFault]
 			switch {
 			case tc.name == "delay":
 				got := &faultv3.HTTPFault{}

@@ -19,6 +19,8 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 )
 
 // testSecrets mints a self-signed ECDSA P-256 certificate with the waypoint's SPIFFE ID.
@@ -120,10 +122,10 @@ func TestValidateDangling(t *testing.T) {
 		{"eds endpoints missing", func(c *Config) { c.Endpoints = nil },
 			`cluster "` + def + `": eds_cluster_config: ClusterLoadAssignment "` + def + `" not found`},
 		{"main_internal cluster missing", func(c *Config) {
-			c.Clusters = slices.DeleteFunc(c.Clusters, func(cl *clusterv3.Cluster) bool { return cl.GetName() == ClusterMainInternal })
+			c.Clusters = slices.DeleteFunc(c.Clusters, func(cl *clusterv3.Cluster) bool { return cl.GetName() == waypointxds.ClusterMainInternal })
 		}, `listener "connect_terminate": filter_chains[0].filters[0].typed_config<HttpConnectionManager>.route_config.virtual_hosts[0].routes[0].route.cluster: Cluster "main_internal" not found`},
 		{"internal listener missing", func(c *Config) {
-			c.Listeners = slices.DeleteFunc(c.Listeners, func(l *listenerv3.Listener) bool { return l.GetName() == ListenerMainInternal })
+			c.Listeners = slices.DeleteFunc(c.Listeners, func(l *listenerv3.Listener) bool { return l.GetName() == waypointxds.ListenerMainInternal })
 		},
 			`envoy_internal_address.server_listener_name: internal Listener "main_internal" not found`},
 		{"secret missing", func(c *Config) { c.Secrets = c.Secrets[:1] }, `Secret "default" not found`},
@@ -134,10 +136,10 @@ func TestValidateDangling(t *testing.T) {
 		{"proto validation", func(c *Config) { clusterNamed(c, def).ConnectTimeout = duration(-time.Second) },
 			`cluster "` + def + `": (resource): invalid Cluster.ConnectTimeout`},
 		{"packed proto validation", func(c *Config) {
-			listenerNamed(c, ListenerMainInternal).FilterChains[0].Filters[0].GetTypedConfig().Value = nil // empty HCM
+			listenerNamed(c, waypointxds.ListenerMainInternal).FilterChains[0].Filters[0].GetTypedConfig().Value = nil // empty HCM
 		}, `typed_config<HttpConnectionManager>: invalid HttpConnectionManager.StatPrefix`},
 		{"same chain match", func(c *Config) {
-			l := listenerNamed(c, ListenerMainInternal)
+			l := listenerNamed(c, waypointxds.ListenerMainInternal)
 			l.FilterChains = append(l.FilterChains, proto.CloneOf(l.FilterChains[0]))
 		}, `same match as filter_chains[0]`},
 	}

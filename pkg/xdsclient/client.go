@@ -1,5 +1,6 @@
 // Package xdsclient is a generic delta xDS client: it holds one DeltaAggregatedResources
-// stream to a control plane, subscribes (wildcard) to a set of type URLs, hands every
+// stream to a control plane, subscribes to a set of type URLs (each as a wildcard, or by
+// resource names that follow the client's state), hands every
 // response to a Handler and ACKs or NACKs it by the Handler's verdict. On stream errors
 // it reconnects with exponential backoff and reports the versions it has accepted
 // (initial_resource_versions), so the server resends only what changed (Envoy's delta
@@ -53,8 +54,16 @@ type Config struct {
 	Conn grpc.ClientConnInterface
 	// Node identifies this client; sent on the first request of each type per stream.
 	Node *corev3.Node
-	// TypeURLs are the resource types to subscribe to, each as a wildcard ("*").
+	// TypeURLs are the resource types to subscribe to, in request order; each as a
+	// wildcard ("*") unless Names says otherwise.
 	TypeURLs []string
+	// Names, when set, subscribes the types for which it reports byName true by exactly
+	// the names it returns, re-asked after every response (see delta.Config.Names: as
+	// Envoy follows its RDS, EDS and SDS references).
+	Names func(typeURL string) (names []string, byName bool)
+	// Forget, when set, receives the names of a by-name type the client has just
+	// unsubscribed from, for the Handler's state to drop (see delta.Config.Forget).
+	Forget func(typeURL string, names []string)
 	// Handler receives responses. Required.
 	Handler Handler
 	// Backoff is the first reconnect delay (default DefaultBackoff); it doubles up to
@@ -80,8 +89,8 @@ type Client struct {
 func New(cfg Config) *Client {
 	node, err := convert(cfg.Node, &delta.Node{})
 	dc := delta.Config{
-		Conn: cfg.Conn, Node: node, TypeURLs: cfg.TypeURLs, Backoff: cfg.Backoff,
-		Logger: cfg.Logger, Registerer: cfg.Registerer,
+		Conn: cfg.Conn, Node: node, TypeURLs: cfg.TypeURLs, Names: cfg.Names, Forget: cfg.Forget,
+		Backoff: cfg.Backoff, Logger: cfg.Logger, Registerer: cfg.Registerer,
 	}
 	if cfg.Handler != nil {
 		dc.Handler = handler{cfg.Handler}

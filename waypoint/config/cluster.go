@@ -10,36 +10,18 @@ import (
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
-	internalv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/internal_upstream/v3"
-	rawbufferv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/raw_buffer/v3"
 	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	metadatav3 "github.com/envoyproxy/go-control-plane/envoy/type/metadata/v3"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 	"github.com/ambitmesh/ambit/waypoint/breaker"
 	"github.com/ambitmesh/ambit/waypoint/outlier"
 )
 
-// InternalUpstreamSocket is the transport_socket of every outbound| cluster: endpoint
-// metadata "tunnel" passed to connect_originate over a raw buffer.
-func InternalUpstreamSocket() *corev3.TransportSocket {
-	return &corev3.TransportSocket{Name: SocketInternal, ConfigType: &corev3.TransportSocket_TypedConfig{
-		TypedConfig: mustAny(&internalv3.InternalUpstreamTransport{
-			PassthroughMetadata: []*internalv3.InternalUpstreamTransport_MetadataValueSource{{
-				Kind: &metadatav3.MetadataKind{Kind: &metadatav3.MetadataKind_Host_{Host: &metadatav3.MetadataKind_Host{}}},
-				Name: "tunnel",
-			}},
-			TransportSocket: &corev3.TransportSocket{Name: SocketRawBuffer, ConfigType: &corev3.TransportSocket_TypedConfig{
-				TypedConfig: mustAny(&rawbufferv3.RawBuffer{}),
-			}},
-		}),
-	}}
-}
-
 // buildClusters compiles every outbound| cluster and its endpoints.
 func buildClusters(res *Resources, prev *Config, cfg *Config, opts Options) error {
 	for _, name := range slices.Sorted(maps.Keys(res.Clusters)) {
-		if name == ClusterMainInternal || name == ClusterConnectOriginate {
+		if name == waypointxds.ClusterMainInternal || name == waypointxds.ClusterConnectOriginate {
 			continue
 		}
 		c := res.Clusters[name]
@@ -94,12 +76,12 @@ func buildCluster(name string, c *clusterv3.Cluster, old *Cluster, oldProto *clu
 	if sn := eds.GetServiceName(); sn != "" && sn != name {
 		return nil, invalid(res, "eds_cluster_config.service_name", "must be empty or the cluster name")
 	}
-	if err := sameShape(res+": eds_cluster_config.eds_config", orEmpty(eds.GetEdsConfig()), ADSConfigSource()); err != nil {
+	if err := sameShape(res+": eds_cluster_config.eds_config", orEmpty(eds.GetEdsConfig()), waypointxds.ADSConfigSource()); err != nil {
 		return nil, err
 	}
 	cl := &Cluster{Name: name, ConnectTimeout: c.GetConnectTimeout().AsDuration()}
 	if cl.ConnectTimeout <= 0 {
-		cl.ConnectTimeout = ConnectTimeout
+		cl.ConnectTimeout = waypointxds.ConnectTimeout
 	}
 	switch c.GetLbPolicy() {
 	case clusterv3.Cluster_ROUND_ROBIN:
@@ -116,7 +98,7 @@ func buildCluster(name string, c *clusterv3.Cluster, old *Cluster, oldProto *clu
 		return nil, err
 	}
 	cl.HTTP2 = h2
-	if err := sameShape(res+": transport_socket", orEmptySocket(c.GetTransportSocket()), InternalUpstreamSocket()); err != nil {
+	if err := sameShape(res+": transport_socket", orEmptySocket(c.GetTransportSocket()), waypointxds.InternalUpstreamSocket()); err != nil {
 		return nil, err
 	}
 	if old != nil && oldProto != nil && proto.Equal(oldProto.GetCircuitBreakers(), c.GetCircuitBreakers()) {
@@ -152,15 +134,15 @@ func orEmptySocket(ts *corev3.TransportSocket) *corev3.TransportSocket {
 func protocolOptions(res string, c *clusterv3.Cluster) (bool, error) {
 	opts := c.GetTypedExtensionProtocolOptions()
 	for k := range opts {
-		if k != HTTPProtocolOptions {
+		if k != waypointxds.HTTPProtocolOptionsKey {
 			return false, invalid(res, "typed_extension_protocol_options", "unsupported key %q", k)
 		}
 	}
-	a := opts[HTTPProtocolOptions]
+	a := opts[waypointxds.HTTPProtocolOptionsKey]
 	if a == nil {
 		return false, nil // Envoy's default: HTTP/1.1
 	}
-	p := "typed_extension_protocol_options[" + HTTPProtocolOptions + "]"
+	p := "typed_extension_protocol_options[" + waypointxds.HTTPProtocolOptionsKey + "]"
 	hpo, err := unpack(res, p, a, &httpv3.HttpProtocolOptions{})
 	if err != nil {
 		return false, err
@@ -229,14 +211,14 @@ func buildEndpoint(res, p string, le *endpointv3.LbEndpoint) (Endpoint, bool, er
 	if err := only(res, p+".endpoint.address.envoy_internal_address", ia, "server_listener_name", "endpoint_id"); err != nil {
 		return Endpoint{}, false, err
 	}
-	if ia.GetServerListenerName() != ListenerConnectOriginate {
-		return Endpoint{}, false, invalid(res, p+".endpoint.address.envoy_internal_address.server_listener_name", "got %q, want %q", ia.GetServerListenerName(), ListenerConnectOriginate)
+	if ia.GetServerListenerName() != waypointxds.ListenerConnectOriginate {
+		return Endpoint{}, false, invalid(res, p+".endpoint.address.envoy_internal_address.server_listener_name", "got %q, want %q", ia.GetServerListenerName(), waypointxds.ListenerConnectOriginate)
 	}
 	md := le.GetMetadata()
 	if err := only(res, p+".metadata", md, "filter_metadata"); err != nil {
 		return Endpoint{}, false, err
 	}
-	tun := md.GetFilterMetadata()["tunnel"]
+	tun := md.GetFilterMetadata()[waypointxds.TunnelMetadataKey]
 	if len(md.GetFilterMetadata()) != 1 || tun == nil {
 		return Endpoint{}, false, invalid(res, p+".metadata.filter_metadata", "want exactly the key \"tunnel\"")
 	}
@@ -247,9 +229,9 @@ func buildEndpoint(res, p string, le *endpointv3.LbEndpoint) (Endpoint, bool, er
 			return Endpoint{}, false, invalid(res, p+".metadata.filter_metadata[tunnel]."+k, "want ip:port, got %q", s)
 		}
 		switch k {
-		case "destination":
+		case waypointxds.TunnelDestinationKey:
 			ep.Destination = s
-		case "address":
+		case waypointxds.TunnelAddressKey:
 			ep.Address = s
 		default:
 			return Endpoint{}, false, invalid(res, p+".metadata.filter_metadata[tunnel]", "unsupported key %q", k)

@@ -15,6 +15,7 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
 
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 	"github.com/ambitmesh/ambit/waypoint/accesslog"
 	"github.com/ambitmesh/ambit/waypoint/authz"
 	"github.com/ambitmesh/ambit/waypoint/breaker"
@@ -177,7 +178,7 @@ func Build(res *Resources, prev *Config, opts Options) (*Config, error) {
 		}
 		tables[name] = t
 	}
-	if mi := res.Listeners[ListenerMainInternal]; mi != nil {
+	if mi := res.Listeners[waypointxds.ListenerMainInternal]; mi != nil {
 		chains, err := buildChains(mi, tables, opts)
 		if err != nil {
 			return nil, err
@@ -200,37 +201,37 @@ func Build(res *Resources, prev *Config, opts Options) (*Config, error) {
 // connect_terminate's SAN matcher.
 func buildFixed(res *Resources, cfg *Config, opts Options) error {
 	for name := range res.Listeners {
-		if name != ListenerConnectTerminate && name != ListenerMainInternal && name != ListenerConnectOriginate {
+		if name != waypointxds.ListenerConnectTerminate && name != waypointxds.ListenerMainInternal && name != waypointxds.ListenerConnectOriginate {
 			return fmt.Errorf("listener %q: unsupported listener name", name)
 		}
 	}
 	td := opts.TrustDomain
-	if ct := res.Listeners[ListenerConnectTerminate]; ct != nil {
+	if ct := res.Listeners[waypointxds.ListenerConnectTerminate]; ct != nil {
 		got, err := trustDomainOf(ct)
 		if err != nil {
 			return err
 		}
 		if td != "" && got != td {
-			return fmt.Errorf("listener %q: trust domain %q, want %q", ListenerConnectTerminate, got, td)
+			return fmt.Errorf("listener %q: trust domain %q, want %q", waypointxds.ListenerConnectTerminate, got, td)
 		}
 		td = got
-		if err := sameShape(fmt.Sprintf("listener %q", ListenerConnectTerminate), ct, ConnectTerminate(td)); err != nil {
+		if err := sameShape(fmt.Sprintf("listener %q", waypointxds.ListenerConnectTerminate), ct, waypointxds.ConnectTerminate(td)); err != nil {
 			return err
 		}
 	}
 	cfg.TrustDomain = td
-	if co := res.Listeners[ListenerConnectOriginate]; co != nil {
-		if err := sameShape(fmt.Sprintf("listener %q", ListenerConnectOriginate), co, ConnectOriginate()); err != nil {
+	if co := res.Listeners[waypointxds.ListenerConnectOriginate]; co != nil {
+		if err := sameShape(fmt.Sprintf("listener %q", waypointxds.ListenerConnectOriginate), co, waypointxds.ConnectOriginate()); err != nil {
 			return err
 		}
 	}
-	if c := res.Clusters[ClusterMainInternal]; c != nil {
-		if err := sameShape(fmt.Sprintf("cluster %q", ClusterMainInternal), c, MainInternalCluster()); err != nil {
+	if c := res.Clusters[waypointxds.ClusterMainInternal]; c != nil {
+		if err := sameShape(fmt.Sprintf("cluster %q", waypointxds.ClusterMainInternal), c, waypointxds.MainInternalCluster()); err != nil {
 			return err
 		}
 	}
-	if c := res.Clusters[ClusterConnectOriginate]; c != nil && td != "" {
-		if err := sameShape(fmt.Sprintf("cluster %q", ClusterConnectOriginate), c, ConnectOriginateCluster(td)); err != nil {
+	if c := res.Clusters[waypointxds.ClusterConnectOriginate]; c != nil && td != "" {
+		if err := sameShape(fmt.Sprintf("cluster %q", waypointxds.ClusterConnectOriginate), c, waypointxds.ConnectOriginateCluster(td)); err != nil {
 			return err
 		}
 	}

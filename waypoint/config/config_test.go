@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
 	"github.com/ambitmesh/ambit/pkg/spiffe"
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 	"github.com/ambitmesh/ambit/waypoint/config"
 	"github.com/ambitmesh/ambit/waypoint/internal/envoytest"
 )
@@ -97,22 +98,22 @@ func TestBuildRejects(t *testing.T) {
 			r.Clusters[cname] = c
 		}, "per_connection_buffer_limit_bytes"},
 		{"connect_terminate alpn", func(r *config.Resources) {
-			r.Listeners[config.ListenerConnectTerminate] = mutateTLS(r, func(c *tlsv3.CommonTlsContext) { c.AlpnProtocols = []string{"http/1.1"} })
+			r.Listeners[waypointxds.ListenerConnectTerminate] = mutateTLS(r, func(c *tlsv3.CommonTlsContext) { c.AlpnProtocols = []string{"http/1.1"} })
 		}, "alpn_protocols"},
 		{"main_internal extra field", func(r *config.Resources) {
-			l := proto.Clone(r.Listeners[config.ListenerMainInternal]).(*listenerv3.Listener)
+			l := proto.Clone(r.Listeners[waypointxds.ListenerMainInternal]).(*listenerv3.Listener)
 			l.PerConnectionBufferLimitBytes = wrapperspb.UInt32(1024)
-			r.Listeners[config.ListenerMainInternal] = l
+			r.Listeners[waypointxds.ListenerMainInternal] = l
 		}, "per_connection_buffer_limit_bytes"},
 		{"unknown listener", func(r *config.Resources) {
-			l := config.ConnectOriginate()
+			l := waypointxds.ConnectOriginate()
 			l.Name = "extra"
 			r.Listeners["extra"] = l
 		}, "unsupported listener name"},
 		{"secret extra field", func(r *config.Resources) {
-			s := proto.Clone(r.Secrets[config.SecretRootCA]).(*tlsv3.Secret)
+			s := proto.Clone(r.Secrets[waypointxds.SecretRootCA]).(*tlsv3.Secret)
 			s.GetValidationContext().AllowExpiredCertificate = true
-			r.Secrets[config.SecretRootCA] = s
+			r.Secrets[waypointxds.SecretRootCA] = s
 		}, "allow_expired_certificate"},
 		{"endpoint without address", func(r *config.Resources) {
 			cla := envoytest.Endpoints(cname, []envoytest.Endpoint{{Destination: "10.0.0.5:9080", Address: "bad"}})
@@ -132,7 +133,7 @@ func TestBuildRejects(t *testing.T) {
 }
 
 func mutateTLS(r *config.Resources, f func(*tlsv3.CommonTlsContext)) *listenerv3.Listener {
-	l := config.ConnectTerminate("cluster.local")
+	l := waypointxds.ConnectTerminate("cluster.local")
 	fc := l.FilterChains[0]
 	var dtc tlsv3.DownstreamTlsContext
 	if err := fc.TransportSocket.GetTypedConfig().UnmarshalTo(&dtc); err != nil {
@@ -155,8 +156,8 @@ func TestBuildIncomplete(t *testing.T) {
 		{"no endpoints", func(r *config.Resources) { delete(r.Endpoints, cname) }},
 		{"no route config", func(r *config.Resources) { delete(r.Routes, "inbound-vip|9080|http|"+fqdn) }},
 		{"no cluster", func(r *config.Resources) { delete(r.Clusters, cname); delete(r.Endpoints, cname) }},
-		{"no secret", func(r *config.Resources) { delete(r.Secrets, config.SecretDefault) }},
-		{"no listeners", func(r *config.Resources) { delete(r.Listeners, config.ListenerConnectTerminate) }},
+		{"no secret", func(r *config.Resources) { delete(r.Secrets, waypointxds.SecretDefault) }},
+		{"no listeners", func(r *config.Resources) { delete(r.Listeners, waypointxds.ListenerConnectTerminate) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -4,7 +4,8 @@
 //
 // It accepts exactly the shape istiod-lite generates (docs: notes/issue5.md section 2):
 // the fixed resources (listeners connect_terminate and connect_originate, clusters
-// main_internal and connect_originate) must equal the expected protos field for field,
+// main_internal and connect_originate) must equal, field for field, what the shared
+// builders of pkg/waypointxds return (the generator emits the same builders' output),
 // and the variable ones (the main_internal filter chains, outbound clusters, endpoints,
 // secrets, routes and HTTP filters) are checked against per-message allow-lists with
 // protoreflect, so a field the engine does not implement is rejected with an error that

@@ -8,6 +8,7 @@ import (
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 	"github.com/ambitmesh/ambit/waypoint/config"
 	"github.com/ambitmesh/ambit/waypoint/internal/envoytest"
 )
@@ -17,7 +18,7 @@ import (
 func FuzzBuild(f *testing.F) {
 	res := testResources(f)
 	cname := envoytest.ClusterName(9080, "", fqdn)
-	for _, m := range []proto.Message{res.Listeners[config.ListenerMainInternal], res.Clusters[cname], res.Endpoints[cname]} {
+	for _, m := range []proto.Message{res.Listeners[waypointxds.ListenerMainInternal], res.Clusters[cname], res.Endpoints[cname]} {
 		b, err := proto.Marshal(m)
 		if err != nil {
 			f.Fatal(err)
@@ -34,7 +35,7 @@ func FuzzBuild(f *testing.F) {
 			if proto.Unmarshal(b, &l) != nil {
 				return
 			}
-			r.Listeners[config.ListenerMainInternal] = &l
+			r.Listeners[waypointxds.ListenerMainInternal] = &l
 		case 1:
 			var c clusterv3.Cluster
 			if proto.Unmarshal(b, &c) != nil {

@@ -14,6 +14,7 @@ import (
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
 
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 	"github.com/ambitmesh/ambit/waypoint/accesslog"
 	"github.com/ambitmesh/ambit/waypoint/authz"
 	"github.com/ambitmesh/ambit/waypoint/route"
@@ -33,12 +34,12 @@ func buildChains(l *listenerv3.Listener, tables map[string]*route.Table, opts Op
 	}
 	lfs := l.GetListenerFilters()
 	if len(lfs) != 1 {
-		return nil, invalid(res, "listener_filters", "want exactly one (%s)", FilterOriginalDst)
+		return nil, invalid(res, "listener_filters", "want exactly one (%s)", waypointxds.FilterOriginalDst)
 	}
 	if err := only(res, "listener_filters[0]", lfs[0], "name", "typed_config"); err != nil {
 		return nil, err
 	}
-	if lfs[0].GetName() != FilterOriginalDst {
+	if lfs[0].GetName() != waypointxds.FilterOriginalDst {
 		return nil, invalid(res, "listener_filters[0].name", "unsupported listener filter %q", lfs[0].GetName())
 	}
 	od, err := unpack(res, "listener_filters[0]", lfs[0].GetTypedConfig(), &origdstv3.OriginalDst{})
@@ -120,13 +121,13 @@ func buildChain(res, path string, fc *listenerv3.FilterChain, tables map[string]
 		return nil, err
 	}
 	switch {
-	case kind == "http" && f.GetName() == FilterHCM:
+	case kind == "http" && f.GetName() == waypointxds.FilterHTTPConnectionManager:
 		h, err := buildHCM(res, fp+".typed_config", f, tables, opts)
 		if err != nil {
 			return nil, err
 		}
 		ch.HTTP = h
-	case kind == "tcp" && f.GetName() == FilterTCPProxy:
+	case kind == "tcp" && f.GetName() == waypointxds.FilterTCPProxy:
 		tp, err := unpack(res, fp, f.GetTypedConfig(), &tcpproxyv3.TcpProxy{})
 		if err != nil {
 			return nil, err
@@ -163,7 +164,7 @@ func buildHCM(res, path string, f *listenerv3.Filter, tables map[string]*route.T
 	if err := only(res, path+".rds", rds, "config_source", "route_config_name"); err != nil {
 		return nil, err
 	}
-	if err := sameShape(res+": "+path+".rds.config_source", rds.GetConfigSource(), ADSConfigSource()); err != nil {
+	if err := sameShape(res+": "+path+".rds.config_source", rds.GetConfigSource(), waypointxds.ADSConfigSource()); err != nil {
 		return nil, err
 	}
 	h := &HTTP{RouteName: rds.GetRouteConfigName(), Routes: tables[rds.GetRouteConfigName()]}
@@ -186,8 +187,8 @@ func buildHCM(res, path string, f *listenerv3.Filter, tables map[string]*route.T
 // buildHTTPFilters accepts rbac filters, then at most one fault filter, then the
 // router, last.
 func buildHTTPFilters(res, path string, filters []*hcmv3.HttpFilter, h *HTTP) error {
-	if len(filters) == 0 || filters[len(filters)-1].GetName() != FilterRouter {
-		return invalid(res, path+".http_filters", "the last filter must be %s", FilterRouter)
+	if len(filters) == 0 || filters[len(filters)-1].GetName() != waypointxds.FilterRouter {
+		return invalid(res, path+".http_filters", "the last filter must be %s", waypointxds.FilterRouter)
 	}
 	stage := 0 // 0: rbac, 1: fault seen, 2: router seen
 	for i, hf := range filters {
@@ -196,9 +197,9 @@ func buildHTTPFilters(res, path string, filters []*hcmv3.HttpFilter, h *HTTP) er
 			return err
 		}
 		switch hf.GetName() {
-		case FilterRBAC:
+		case waypointxds.FilterRBAC:
 			if stage > 0 {
-				return invalid(res, fp, "%s after %s is not supported", FilterRBAC, FilterFault)
+				return invalid(res, fp, "%s after %s is not supported", waypointxds.FilterRBAC, waypointxds.FilterFault)
 			}
 			r, err := unpack(res, fp, hf.GetTypedConfig(), &rbacv3filter.RBAC{})
 			if err != nil {
@@ -211,7 +212,7 @@ func buildHTTPFilters(res, path string, filters []*hcmv3.HttpFilter, h *HTTP) er
 			h.RBAC = append(h.RBAC, az)
 		case FilterFault:
 			if stage > 0 {
-				return invalid(res, fp, "only one %s is supported", FilterFault)
+				return invalid(res, fp, "only one %s is supported", waypointxds.FilterFault)
 			}
 			fl, err := unpack(res, fp, hf.GetTypedConfig(), &faultv3.HTTPFault{})
 			if err != nil {
@@ -221,9 +222,9 @@ func buildHTTPFilters(res, path string, filters []*hcmv3.HttpFilter, h *HTTP) er
 				return err
 			}
 			h.Fault, stage = true, 1
-		case FilterRouter:
+		case waypointxds.FilterRouter:
 			if i != len(filters)-1 {
-				return invalid(res, fp, "%s must be last", FilterRouter)
+				return invalid(res, fp, "%s must be last", waypointxds.FilterRouter)
 			}
 			rt, err := unpack(res, fp, hf.GetTypedConfig(), &routerv3.Router{})
 			if err != nil {

@@ -8,6 +8,8 @@ import (
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 )
 
 // References lists the names a state refers to, for the xDS client's by-name
@@ -23,10 +25,10 @@ type References struct {
 // resources are reported by Build.
 func Refs(res *Resources) References {
 	routes := map[string]bool{}
-	if l := res.Listeners[ListenerMainInternal]; l != nil {
+	if l := res.Listeners[waypointxds.ListenerMainInternal]; l != nil {
 		for _, fc := range l.GetFilterChains() {
 			for _, f := range fc.GetFilters() {
-				if f.GetName() != FilterHCM {
+				if f.GetName() != waypointxds.FilterHTTPConnectionManager {
 					continue
 				}
 				if name, ok := rdsName(f.GetTypedConfig()); ok {
@@ -45,7 +47,7 @@ func Refs(res *Resources) References {
 	return References{
 		Routes:    slices.Sorted(maps.Keys(routes)),
 		Endpoints: eps,
-		Secrets:   []string{SecretRootCA, SecretDefault},
+		Secrets:   []string{waypointxds.SecretRootCA, waypointxds.SecretDefault},
 	}
 }
 
@@ -75,15 +77,15 @@ func routeClusters(rc *routev3.RouteConfiguration) []string {
 
 // checkRefs verifies that every reference resolves; failures wrap ErrIncomplete.
 func checkRefs(res *Resources, cfg *Config) error {
-	for _, n := range []string{ListenerConnectTerminate, ListenerMainInternal, ListenerConnectOriginate} {
+	for _, n := range []string{waypointxds.ListenerConnectTerminate, waypointxds.ListenerMainInternal, waypointxds.ListenerConnectOriginate} {
 		if res.Listeners[n] == nil {
 			return fmt.Errorf("%w: listener %q missing", ErrIncomplete, n)
 		}
 	}
-	if res.Clusters[ClusterConnectOriginate] != nil && cfg.TrustDomain == "" {
+	if res.Clusters[waypointxds.ClusterConnectOriginate] != nil && cfg.TrustDomain == "" {
 		return fmt.Errorf("%w: trust domain unknown", ErrIncomplete)
 	}
-	for _, n := range []string{ClusterMainInternal, ClusterConnectOriginate} {
+	for _, n := range []string{waypointxds.ClusterMainInternal, waypointxds.ClusterConnectOriginate} {
 		if res.Clusters[n] == nil {
 			return fmt.Errorf("%w: cluster %q missing", ErrIncomplete, n)
 		}
@@ -110,7 +112,7 @@ func checkRefs(res *Resources, cfg *Config) error {
 		}
 	}
 	if cfg.TLS.Certificate == nil || cfg.TLS.Roots == nil {
-		return fmt.Errorf("%w: secrets %q and %q required", ErrIncomplete, SecretDefault, SecretRootCA)
+		return fmt.Errorf("%w: secrets %q and %q required", ErrIncomplete, waypointxds.SecretDefault, waypointxds.SecretRootCA)
 	}
 	return nil
 }

@@ -7,6 +7,8 @@ import (
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
+
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 )
 
 // TLS is the waypoint's TLS material from SDS.
@@ -25,11 +27,11 @@ func buildSecrets(res *Resources, cfg *Config) error {
 			return invalid(r, "name", "does not match the resource name")
 		}
 		switch name {
-		case SecretDefault:
+		case waypointxds.SecretDefault:
 			if err := only(r, "", s, "name", "tls_certificate"); err != nil {
 				return err
 			}
-		case SecretRootCA:
+		case waypointxds.SecretRootCA:
 			if err := only(r, "", s, "name", "validation_context"); err != nil {
 				return err
 			}
@@ -38,14 +40,14 @@ func buildSecrets(res *Resources, cfg *Config) error {
 		}
 	}
 	t := &TLS{}
-	if s := res.Secrets[SecretDefault]; s != nil {
+	if s := res.Secrets[waypointxds.SecretDefault]; s != nil {
 		c, err := certificate(s.GetTlsCertificate())
 		if err != nil {
 			return err
 		}
 		t.Certificate = c
 	}
-	if s := res.Secrets[SecretRootCA]; s != nil {
+	if s := res.Secrets[waypointxds.SecretRootCA]; s != nil {
 		p, err := roots(s.GetValidationContext())
 		if err != nil {
 			return err
@@ -57,7 +59,7 @@ func buildSecrets(res *Resources, cfg *Config) error {
 }
 
 func certificate(tc *tlsv3.TlsCertificate) (*tls.Certificate, error) {
-	r := fmt.Sprintf("secret %q", SecretDefault)
+	r := fmt.Sprintf("secret %q", waypointxds.SecretDefault)
 	if err := only(r, "tls_certificate", tc, "certificate_chain", "private_key"); err != nil {
 		return nil, err
 	}
@@ -77,7 +79,7 @@ func certificate(tc *tlsv3.TlsCertificate) (*tls.Certificate, error) {
 }
 
 func roots(vc *tlsv3.CertificateValidationContext) (*x509.CertPool, error) {
-	r := fmt.Sprintf("secret %q", SecretRootCA)
+	r := fmt.Sprintf("secret %q", waypointxds.SecretRootCA)
 	if err := only(r, "validation_context", vc, "trusted_ca"); err != nil {
 		return nil, err
 	}

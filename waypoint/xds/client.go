@@ -7,34 +7,33 @@
 // rejects, keeping the previous state. The bearer token is re-read from a file on every
 // connect and sent as "authorization: Bearer <token>" with "clusterid", as for the CA
 // (wire.md). Stream failures are retried with exponential backoff.
+//
+// The stream itself (subscriptions, ACK/NACK, versions across reconnects, backoff) is
+// pkg/xdsclient's; this package supplies the waypoint's state, its references and the
+// token.
 package xds
 
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
-	"os"
-	"strings"
 	"time"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
 	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
-	"google.golang.org/genproto/googleapis/rpc/status"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/codes"
-	"google.golang.org/grpc/metadata"
 
 	"github.com/ambitmesh/ambit/pkg/wire"
+	"github.com/ambitmesh/ambit/pkg/xdsclient"
 	"github.com/ambitmesh/ambit/waypoint/config"
 )
 
 // Backoff bounds: the first retry waits DefaultBackoff, doubling per failure in a row up
-// to MaxBackoff; a stream that delivered a response resets it.
+// to MaxBackoff; a stream that delivered a response resets it (pkg/xdsclient's).
 const (
-	DefaultBackoff = 500 * time.Millisecond
-	MaxBackoff     = 30 * time.Second
+	DefaultBackoff = xdsclient.DefaultBackoff
+	MaxBackoff     = xdsclient.MaxBackoff
 )
 
 // Handler receives the complete candidate state after each response.
@@ -71,33 +70,29 @@ type Config struct {
 
 // Client is the waypoint's ADS client. Build with New, run with Run.
 type Client struct {
-	cfg      Config
-	res      *config.Resources
-	versions map[string]map[string]string // type URL -> name -> version
+	cfg Config
+	xc  *xdsclient.Client
+	res *config.Resources // accepted state; touched only by Run's goroutine
 }
 
 // Types are the resource types the waypoint subscribes to, in subscription order.
 var Types = []string{resourcev3.ListenerType, resourcev3.ClusterType, resourcev3.RouteType, resourcev3.EndpointType, resourcev3.SecretType}
 
-// wildcard reports whether a type is subscribed as a wildcard.
-func wildcard(t string) bool { return t == resourcev3.ListenerType || t == resourcev3.ClusterType }
-
 // New builds a Client; it connects on Run.
 func New(cfg Config) *Client {
-	if cfg.Backoff <= 0 {
-		cfg.Backoff = DefaultBackoff
-	}
-	if cfg.Logger == nil {
-		cfg.Logger = slog.Default()
-	}
 	if cfg.ClusterID == "" {
 		cfg.ClusterID = wire.DefaultClusterID
 	}
-	v := map[string]map[string]string{}
-	for _, t := range Types {
-		v[t] = map[string]string{}
+	c := &Client{cfg: cfg, res: config.NewResources()}
+	var conn grpc.ClientConnInterface
+	if cfg.Conn != nil {
+		conn = tokenConn{ClientConnInterface: cfg.Conn, tokenFile: cfg.TokenFile, clusterID: cfg.ClusterID}
 	}
-	return &Client{cfg: cfg, res: config.NewResources(), versions: v}
+	c.xc = xdsclient.New(xdsclient.Config{
+		Conn: conn, Node: cfg.Node, TypeURLs: Types, Handler: handler{c},
+		Names: c.names, Forget: c.forget, Backoff: cfg.Backoff, Logger: cfg.Logger,
+	})
+	return c
 }
 
 // Run keeps a stream open until ctx ends, then returns nil. A Config without Conn,
@@ -106,135 +101,43 @@ func (c *Client) Run(ctx context.Context) error {
 	if c.cfg.Conn == nil || c.cfg.Handler == nil || c.cfg.Node == nil {
 		return errors.New("run xds client: conn, handler and node required")
 	}
-	wait := c.cfg.Backoff
-	for {
-		got, err := c.stream(ctx)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if got {
-			wait = c.cfg.Backoff
-		}
-		c.cfg.Logger.Warn("xds stream ended; reconnecting", "err", err, "backoff", wait)
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-		wait = min(wait*2, max(MaxBackoff, c.cfg.Backoff))
-	}
+	return c.xc.Run(ctx)
 }
 
-// streamContext attaches the bearer token and cluster id.
-func (c *Client) streamContext(ctx context.Context) (context.Context, error) {
-	md := metadata.Pairs(wire.MetadataClusterID, c.cfg.ClusterID)
-	if c.cfg.TokenFile != "" {
-		b, err := os.ReadFile(c.cfg.TokenFile)
-		if err != nil {
-			return nil, fmt.Errorf("read token: %w", err)
-		}
-		md.Set("authorization", "Bearer "+strings.TrimSpace(string(b)))
-	}
-	return metadata.NewOutgoingContext(ctx, md), nil
-}
-
-// stream runs one ADS stream; got reports whether any response arrived.
-func (c *Client) stream(ctx context.Context) (got bool, err error) {
-	sctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	sctx, err = c.streamContext(sctx)
-	if err != nil {
-		return false, err
-	}
-	st, err := discoveryv3.NewAggregatedDiscoveryServiceClient(c.cfg.Conn).DeltaAggregatedResources(sctx)
-	if err != nil {
-		return false, fmt.Errorf("open ads stream: %w", err)
-	}
-	subs := newSubscriptions()
-	for _, t := range Types {
-		if req := subs.initial(t, c.wanted(t), c.versions[t], c.cfg.Node); req != nil {
-			if err := st.Send(req); err != nil {
-				return false, fmt.Errorf("send subscription: %w", err)
-			}
-		}
-	}
-	for {
-		resp, err := st.Recv()
-		if err != nil {
-			return got, fmt.Errorf("receive: %w", err)
-		}
-		got = true
-		ack := c.handle(resp)
-		if err := st.Send(ack); err != nil {
-			return got, fmt.Errorf("send ack: %w", err)
-		}
-		for _, t := range Types {
-			if req := subs.update(t, c.wanted(t), c.versions[t], c.cfg.Node); req != nil {
-				c.forget(t, req.GetResourceNamesUnsubscribe())
-				if err := st.Send(req); err != nil {
-					return got, fmt.Errorf("send subscription: %w", err)
-				}
-			}
-		}
-	}
-}
-
-// forget drops unsubscribed resources from the state (the server sends no removal
-// for them), so a later subscription fetches them afresh.
-func (c *Client) forget(t string, names []string) {
-	if len(names) == 0 {
-		return
-	}
-	next := c.res.Clone()
-	for _, n := range names {
-		delete(c.versions[t], n)
-		switch t {
-		case resourcev3.RouteType:
-			delete(next.Routes, n)
-		case resourcev3.EndpointType:
-			delete(next.Endpoints, n)
-		case resourcev3.SecretType:
-			delete(next.Secrets, n)
-		}
-	}
-	c.res = next
-}
-
-// wanted lists the names to subscribe for a by-name type (nil for wildcard types).
-func (c *Client) wanted(t string) []string {
+// names subscribes listeners and clusters as wildcards and the other types by the
+// names the accepted state refers to.
+func (c *Client) names(t string) ([]string, bool) {
 	refs := config.Refs(c.res)
 	switch t {
 	case resourcev3.RouteType:
-		return refs.Routes
+		return refs.Routes, true
 	case resourcev3.EndpointType:
-		return refs.Endpoints
+		return refs.Endpoints, true
 	case resourcev3.SecretType:
-		return refs.Secrets
+		return refs.Secrets, true
 	}
-	return nil
+	return nil, false
 }
 
-// handle applies one response and returns its ACK or NACK.
-func (c *Client) handle(resp *discoveryv3.DeltaDiscoveryResponse) *discoveryv3.DeltaDiscoveryRequest {
-	ack := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: resp.GetTypeUrl(), ResponseNonce: resp.GetNonce()}
-	next, err := apply(c.res, resp)
+// forget drops unsubscribed resources from the state (the server sends no removal for
+// them), so a later subscription fetches them afresh.
+func (c *Client) forget(t string, names []string) {
+	next := c.res.Clone()
+	drop(next, t, names)
+	c.res = next
+}
+
+// handler applies one response to a copy of the state and asks the Handler.
+type handler struct{ c *Client }
+
+func (h handler) Apply(t string, upserts []*discoveryv3.Resource, removed []string) error {
+	next, err := apply(h.c.res, t, upserts, removed)
 	if err == nil {
-		err = c.cfg.Handler.Apply(next)
+		err = h.c.cfg.Handler.Apply(next)
 	}
 	if err != nil {
-		c.cfg.Logger.Warn("xds config rejected", "type", resp.GetTypeUrl(), "err", err)
-		ack.ErrorDetail = &status.Status{Code: int32(codes.InvalidArgument), Message: err.Error()}
-		return ack
+		return err
 	}
-	c.res = next
-	vs := c.versions[resp.GetTypeUrl()]
-	for _, r := range resp.GetResources() {
-		vs[r.GetName()] = r.GetVersion()
-	}
-	for _, n := range resp.GetRemovedResources() {
-		delete(vs, n)
-	}
-	return ack
+	h.c.res = next
+	return nil
 }

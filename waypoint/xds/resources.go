@@ -2,11 +2,8 @@ package xds
 
 import (
 	"fmt"
-	"maps"
-	"slices"
 
 	clusterv3 "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
-	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
@@ -31,33 +28,47 @@ func resourceName(m proto.Message) string {
 	return ""
 }
 
-// apply returns a copy of res with one response's upserts and removals.
-func apply(res *config.Resources, resp *discoveryv3.DeltaDiscoveryResponse) (*config.Resources, error) {
+// apply returns a copy of res with one response's upserts and removals of type t.
+func apply(res *config.Resources, t string, upserts []*discoveryv3.Resource, removed []string) (*config.Resources, error) {
 	next := res.Clone()
-	t := resp.GetTypeUrl()
-	for _, r := range resp.GetResources() {
+	for _, r := range upserts {
 		if err := upsert(next, t, r.GetName(), r.GetResource()); err != nil {
 			return nil, err
 		}
 	}
-	for _, n := range resp.GetRemovedResources() {
-		switch t {
-		case resourcev3.ListenerType:
-			delete(next.Listeners, n)
-		case resourcev3.RouteType:
-			delete(next.Routes, n)
-		case resourcev3.ClusterType:
-			delete(next.Clusters, n)
-		case resourcev3.EndpointType:
-			delete(next.Endpoints, n)
-		case resourcev3.SecretType:
-			delete(next.Secrets, n)
-		default:
-			return nil, fmt.Errorf("unsubscribed type %q", t)
-		}
+	if !drop(next, t, removed) {
+		return nil, fmt.Errorf("unsubscribed type %q", t)
 	}
 	return next, nil
 }
+
+// drop deletes names of type t from res; false for a type the waypoint does not use.
+func drop(res *config.Resources, t string, names []string) bool {
+	var m interface{ delete(string) }
+	switch t {
+	case resourcev3.ListenerType:
+		m = deleter[*listenerv3.Listener](res.Listeners)
+	case resourcev3.RouteType:
+		m = deleter[*routev3.RouteConfiguration](res.Routes)
+	case resourcev3.ClusterType:
+		m = deleter[*clusterv3.Cluster](res.Clusters)
+	case resourcev3.EndpointType:
+		m = deleter[*endpointv3.ClusterLoadAssignment](res.Endpoints)
+	case resourcev3.SecretType:
+		m = deleter[*tlsv3.Secret](res.Secrets)
+	default:
+		return false
+	}
+	for _, n := range names {
+		m.delete(n)
+	}
+	return true
+}
+
+// deleter is a resource map of one type.
+type deleter[T any] map[string]T
+
+func (d deleter[T]) delete(name string) { delete(d, name) }
 
 func upsert(res *config.Resources, t, name string, a *anypb.Any) error {
 	if a == nil {
@@ -100,73 +111,4 @@ func upsert(res *config.Resources, t, name string, a *anypb.Any) error {
 		res.Secrets[name] = v
 	}
 	return nil
-}
-
-// subscriptions tracks, per stream, what was requested for each type.
-type subscriptions struct {
-	started map[string]bool
-	names   map[string]map[string]bool // by-name types only
-}
-
-func newSubscriptions() *subscriptions {
-	return &subscriptions{started: map[string]bool{}, names: map[string]map[string]bool{}}
-}
-
-// initial builds the first request of a type on a stream: a wildcard for listeners and
-// clusters, the wanted names otherwise (no request while none is wanted: an empty first
-// request would mean wildcard). Versions held are reported so the server sends only
-// changes.
-func (s *subscriptions) initial(t string, want []string, held map[string]string, node *corev3.Node) *discoveryv3.DeltaDiscoveryRequest {
-	if !wildcard(t) && len(want) == 0 {
-		return nil
-	}
-	s.started[t] = true
-	req := &discoveryv3.DeltaDiscoveryRequest{Node: node, TypeUrl: t, InitialResourceVersions: maps.Clone(held)}
-	if wildcard(t) {
-		req.ResourceNamesSubscribe = []string{"*"}
-		return req
-	}
-	set := map[string]bool{}
-	for _, n := range want {
-		set[n] = true
-	}
-	s.names[t] = set
-	req.ResourceNamesSubscribe = want
-	versions := map[string]string{}
-	for n, v := range held {
-		if set[n] {
-			versions[n] = v
-		}
-	}
-	req.InitialResourceVersions = versions
-	return req
-}
-
-// update builds a request changing a by-name type's subscription, or nil.
-func (s *subscriptions) update(t string, want []string, held map[string]string, node *corev3.Node) *discoveryv3.DeltaDiscoveryRequest {
-	if wildcard(t) {
-		return nil
-	}
-	if !s.started[t] {
-		return s.initial(t, want, held, node)
-	}
-	cur := s.names[t]
-	req := &discoveryv3.DeltaDiscoveryRequest{TypeUrl: t}
-	set := map[string]bool{}
-	for _, n := range want {
-		set[n] = true
-		if !cur[n] {
-			req.ResourceNamesSubscribe = append(req.ResourceNamesSubscribe, n)
-		}
-	}
-	for _, n := range slices.Sorted(maps.Keys(cur)) {
-		if !set[n] {
-			req.ResourceNamesUnsubscribe = append(req.ResourceNamesUnsubscribe, n)
-		}
-	}
-	if len(req.ResourceNamesSubscribe) == 0 && len(req.ResourceNamesUnsubscribe) == 0 {
-		return nil
-	}
-	s.names[t] = set
-	return req
 }

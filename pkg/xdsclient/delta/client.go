@@ -1,5 +1,7 @@
 // Package delta is a lean delta xDS client: it holds one DeltaAggregatedResources
-// stream to a control plane, subscribes (wildcard) to a set of type URLs, hands every
+// stream to a control plane, subscribes to a set of type URLs (each as a wildcard, or by
+// resource names that may change as the client's state does, as Envoy subscribes to
+// routes, endpoints and secrets), hands every
 // response to a Handler and ACKs or NACKs it by the Handler's verdict. On stream errors
 // it reconnects with exponential backoff and reports the versions it has accepted
 // (initial_resource_versions), so the server resends only what changed (Envoy's delta
@@ -58,8 +60,24 @@ type Config struct {
 	Conn grpc.ClientConnInterface
 	// Node identifies this client; sent on the first request of each type per stream.
 	Node *Node
-	// TypeURLs are the resource types to subscribe to, each as a wildcard ("*").
+	// TypeURLs are the resource types to subscribe to, in request order; each as a
+	// wildcard ("*") unless Names says otherwise.
 	TypeURLs []string
+	// Names, when set, says how each type is subscribed: byName false subscribes it as a
+	// wildcard (as without Names); byName true subscribes exactly names. A type must
+	// answer byName the same way every time. Names is called from Run's goroutine before
+	// each stream's first requests and after every response, and the client then sends
+	// resource_names_subscribe / resource_names_unsubscribe for what changed (Envoy
+	// follows the RDS, EDS and SDS names its listeners and clusters refer to this way).
+	// A by-name type is first requested, with Node, once it has a name: an empty first
+	// request would mean wildcard. Synced counts a by-name type once a response for it is
+	// accepted.
+	Names func(typeURL string) (names []string, byName bool)
+	// Forget, when set, is called from Run's goroutine with names of a by-name type the
+	// client has just unsubscribed from. The server sends no removal for them, so a
+	// Handler that keeps state drops them here; the client forgets their versions, so a
+	// later subscription fetches them afresh.
+	Forget func(typeURL string, names []string)
 	// Handler receives responses. Required.
 	Handler Handler
 	// Backoff is the first reconnect delay (default DefaultBackoff); it doubles up to
@@ -162,16 +180,9 @@ func (c *Client) stream(ctx context.Context) (gotResponse bool, err error) {
 	if err != nil {
 		return false, fmt.Errorf("open delta ads stream: %w", err)
 	}
-	for _, t := range c.cfg.TypeURLs {
-		req := &Request{
-			Node:                    c.cfg.Node,
-			TypeUrl:                 t,
-			ResourceNamesSubscribe:  []string{"*"},
-			InitialResourceVersions: cloneVersions(c.versions[t]),
-		}
-		if err := s.SendMsg(req); err != nil {
-			return false, fmt.Errorf("subscribe %s: %w", t, err)
-		}
+	sub := newSubscription()
+	if err := c.sendSubscriptions(s, sub); err != nil {
+		return false, err
 	}
 	c.streams.Inc()
 	c.cfg.Logger.Info("xds stream open", "types", c.cfg.TypeURLs)
@@ -184,7 +195,20 @@ func (c *Client) stream(ctx context.Context) (gotResponse bool, err error) {
 		if err := s.SendMsg(c.handle(resp)); err != nil {
 			return gotResponse, fmt.Errorf("send ack: %w", err)
 		}
+		if err := c.sendSubscriptions(s, sub); err != nil {
+			return gotResponse, err
+		}
 	}
+}
+
+// sendSubscriptions sends the requests that bring sub up to date (subscribe).
+func (c *Client) sendSubscriptions(s grpc.ClientStream, sub *subscription) error {
+	for _, req := range c.subscribe(sub) {
+		if err := s.SendMsg(req); err != nil {
+			return fmt.Errorf("subscribe %s: %w", req.GetTypeUrl(), err)
+		}
+	}
+	return nil
 }
 
 // handle applies one response and returns its ACK or NACK.

@@ -14,21 +14,15 @@ import (
 	endpointv3 "github.com/envoyproxy/go-control-plane/envoy/config/endpoint/v3"
 	listenerv3 "github.com/envoyproxy/go-control-plane/envoy/config/listener/v3"
 	routev3 "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
-	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
 	faultv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/fault/v3"
 	rbacv3filter "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/rbac/v3"
 	routerv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/http/router/v3"
-	origdstv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/listener/original_dst/v3"
 	hcmv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	tcpproxyv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/tcp_proxy/v3"
-	tlsv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/transport_sockets/tls/v3"
-	httpv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/upstreams/http/v3"
-	"google.golang.org/protobuf/proto"
-	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/durationpb"
-	"google.golang.org/protobuf/types/known/structpb"
 	"google.golang.org/protobuf/types/known/wrapperspb"
 
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 	"github.com/ambitmesh/ambit/waypoint/config"
 )
 
@@ -62,45 +56,28 @@ type Endpoint struct {
 	Address     string
 }
 
-// ClusterName is "outbound|<port>|<subset>|<fqdn>".
+// ClusterName is "outbound|<port>|<subset>|<fqdn>" (waypointxds.OutboundClusterName).
 func ClusterName(port uint32, subset, fqdn string) string {
-	return fmt.Sprintf("outbound|%d|%s|%s", port, subset, fqdn)
+	return waypointxds.OutboundClusterName(port, subset, fqdn)
 }
 
-// ChainName is "inbound-vip|<port>|<http|tcp>|<fqdn>".
+// ChainName is "inbound-vip|<port>|<http|tcp>|<fqdn>" (waypointxds.ChainName).
 func ChainName(s Service) string {
-	kind := "http"
-	if s.TCP {
-		kind = "tcp"
-	}
-	return fmt.Sprintf("inbound-vip|%d|%s|%s", s.Port, kind, s.FQDN)
-}
-
-func anyOf(m proto.Message) *anypb.Any {
-	a, err := anypb.New(m)
-	if err != nil {
-		panic(err)
-	}
-	return a
+	return waypointxds.ChainName(s.FQDN, s.Port, !s.TCP)
 }
 
 // Resources builds the full resource set for trust domain td, the waypoint's PEM
 // certificate chain and key, the root PEM, and services.
 func Resources(td string, certPEM, keyPEM, rootPEM []byte, svcs ...Service) *config.Resources {
 	res := config.NewResources()
-	res.Listeners[config.ListenerConnectTerminate] = config.ConnectTerminate(td)
-	res.Listeners[config.ListenerConnectOriginate] = config.ConnectOriginate()
-	res.Clusters[config.ClusterMainInternal] = config.MainInternalCluster()
-	res.Clusters[config.ClusterConnectOriginate] = config.ConnectOriginateCluster(td)
+	res.Listeners[waypointxds.ListenerConnectTerminate] = waypointxds.ConnectTerminate(td)
+	res.Listeners[waypointxds.ListenerConnectOriginate] = waypointxds.ConnectOriginate()
+	res.Clusters[waypointxds.ClusterMainInternal] = waypointxds.MainInternalCluster()
+	res.Clusters[waypointxds.ClusterConnectOriginate] = waypointxds.ConnectOriginateCluster(td)
 	sort.Slice(svcs, func(i, j int) bool { return ChainName(svcs[i]) < ChainName(svcs[j]) })
-	mi := &listenerv3.Listener{
-		Name:              config.ListenerMainInternal,
-		ListenerSpecifier: &listenerv3.Listener_InternalListener{InternalListener: &listenerv3.Listener_InternalListenerConfig{}},
-		ListenerFilters: []*listenerv3.ListenerFilter{{Name: config.FilterOriginalDst,
-			ConfigType: &listenerv3.ListenerFilter_TypedConfig{TypedConfig: anyOf(&origdstv3.OriginalDst{})}}},
-	}
+	var chains []*listenerv3.FilterChain
 	for _, s := range svcs {
-		mi.FilterChains = append(mi.FilterChains, chain(s))
+		chains = append(chains, chain(s))
 		if !s.TCP {
 			res.Routes[ChainName(s)] = RouteConfig(s)
 		}
@@ -110,14 +87,9 @@ func Resources(td string, certPEM, keyPEM, rootPEM []byte, svcs ...Service) *con
 			res.Endpoints[name] = Endpoints(name, b.Endpoints)
 		}
 	}
-	res.Listeners[config.ListenerMainInternal] = mi
-	res.Secrets[config.SecretDefault] = &tlsv3.Secret{Name: config.SecretDefault, Type: &tlsv3.Secret_TlsCertificate{TlsCertificate: &tlsv3.TlsCertificate{
-		CertificateChain: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: certPEM}},
-		PrivateKey:       &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: keyPEM}},
-	}}}
-	res.Secrets[config.SecretRootCA] = &tlsv3.Secret{Name: config.SecretRootCA, Type: &tlsv3.Secret_ValidationContext{ValidationContext: &tlsv3.CertificateValidationContext{
-		TrustedCa: &corev3.DataSource{Specifier: &corev3.DataSource_InlineBytes{InlineBytes: rootPEM}},
-	}}}
+	res.Listeners[waypointxds.ListenerMainInternal] = waypointxds.MainInternal(chains)
+	res.Secrets[waypointxds.SecretDefault] = waypointxds.DefaultSecret(certPEM, keyPEM)
+	res.Secrets[waypointxds.SecretRootCA] = waypointxds.RootCASecret(rootPEM)
 	return res
 }
 
@@ -130,49 +102,28 @@ func chain(s Service) *listenerv3.FilterChain {
 		},
 	}
 	if s.TCP {
-		fc.Filters = []*listenerv3.Filter{{Name: config.FilterTCPProxy, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: anyOf(&tcpproxyv3.TcpProxy{
+		fc.Filters = []*listenerv3.Filter{waypointxds.NetworkFilter(waypointxds.FilterTCPProxy, &tcpproxyv3.TcpProxy{
 			StatPrefix: ChainName(s), ClusterSpecifier: &tcpproxyv3.TcpProxy_Cluster{Cluster: ClusterName(s.Port, "", s.FQDN)},
-		})}}}
+		})}
 		return fc
 	}
 	var filters []*hcmv3.HttpFilter
 	for _, r := range s.RBAC {
-		filters = append(filters, &hcmv3.HttpFilter{Name: config.FilterRBAC, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: anyOf(r)}})
+		filters = append(filters, waypointxds.HTTPFilter(waypointxds.FilterRBAC, r))
 	}
 	filters = append(filters,
-		&hcmv3.HttpFilter{Name: config.FilterFault, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: anyOf(&faultv3.HTTPFault{})}},
-		&hcmv3.HttpFilter{Name: config.FilterRouter, ConfigType: &hcmv3.HttpFilter_TypedConfig{TypedConfig: anyOf(&routerv3.Router{})}})
+		waypointxds.HTTPFilter(waypointxds.FilterFault, &faultv3.HTTPFault{}),
+		waypointxds.HTTPFilter(waypointxds.FilterRouter, &routerv3.Router{}))
 	hcm := &hcmv3.HttpConnectionManager{
 		StatPrefix: ChainName(s),
 		RouteSpecifier: &hcmv3.HttpConnectionManager_Rds{Rds: &hcmv3.Rds{
-			RouteConfigName: ChainName(s), ConfigSource: config.ADSConfigSource(),
+			RouteConfigName: ChainName(s), ConfigSource: waypointxds.ADSConfigSource(),
 		}},
 		HttpFilters: filters,
-		AccessLog:   []*accesslogv3.AccessLog{AccessLog()},
+		AccessLog:   []*accesslogv3.AccessLog{waypointxds.StdoutAccessLog()},
 	}
-	fc.Filters = []*listenerv3.Filter{{Name: config.FilterHCM, ConfigType: &listenerv3.Filter_TypedConfig{TypedConfig: anyOf(hcm)}}}
+	fc.Filters = []*listenerv3.Filter{waypointxds.NetworkFilter(waypointxds.FilterHTTPConnectionManager, hcm)}
 	return fc
-}
-
-// AccessLog is the stdout JSON access log of every HTTP chain.
-func AccessLog() *accesslogv3.AccessLog {
-	keys := map[string]string{
-		"start_time": "%START_TIME%", "method": "%REQ(:METHOD)%", "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
-		"protocol": "%PROTOCOL%", "response_code": "%RESPONSE_CODE%", "response_flags": "%RESPONSE_FLAGS%",
-		"bytes_received": "%BYTES_RECEIVED%", "bytes_sent": "%BYTES_SENT%", "duration": "%DURATION%",
-		"upstream_host": "%UPSTREAM_HOST%", "upstream_cluster": "%UPSTREAM_CLUSTER%", "authority": "%REQ(:AUTHORITY)%",
-		"user_agent": "%REQ(USER-AGENT)%", "request_id": "%REQ(X-REQUEST-ID)%",
-		"downstream_peer": "%FILTER_STATE(io.istio.peer_principal:PLAIN)%", "route_name": "%ROUTE_NAME%",
-	}
-	fields := map[string]*structpb.Value{}
-	for k, v := range keys {
-		fields[k] = structpb.NewStringValue(v)
-	}
-	return &accesslogv3.AccessLog{Name: config.AccessLogStdout, ConfigType: &accesslogv3.AccessLog_TypedConfig{TypedConfig: anyOf(&streamv3.StdoutAccessLog{
-		AccessLogFormat: &streamv3.StdoutAccessLog_LogFormat{LogFormat: &corev3.SubstitutionFormatString{
-			Format: &corev3.SubstitutionFormatString_JsonFormat{JsonFormat: &structpb.Struct{Fields: fields}},
-		}},
-	})}}
 }
 
 // RouteConfig is the RouteConfiguration of an HTTP service.
@@ -198,24 +149,20 @@ func RouteConfig(s Service) *routev3.RouteConfiguration {
 
 // Cluster is an outbound| cluster.
 func Cluster(name string, b Backend) *clusterv3.Cluster {
-	hc := &httpv3.HttpProtocolOptions_ExplicitHttpConfig{ProtocolConfig: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_HttpProtocolOptions{
-		HttpProtocolOptions: &corev3.Http1ProtocolOptions{},
-	}}
+	var h2 *corev3.Http2ProtocolOptions
 	if b.H2 {
-		hc.ProtocolConfig = &httpv3.HttpProtocolOptions_ExplicitHttpConfig_Http2ProtocolOptions{Http2ProtocolOptions: &corev3.Http2ProtocolOptions{}}
+		h2 = &corev3.Http2ProtocolOptions{}
 	}
 	return &clusterv3.Cluster{
-		Name:                 name,
-		ClusterDiscoveryType: &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
-		EdsClusterConfig:     &clusterv3.Cluster_EdsClusterConfig{EdsConfig: config.ADSConfigSource()},
-		ConnectTimeout:       durationpb.New(config.ConnectTimeout),
-		LbPolicy:             b.LB,
-		CircuitBreakers:      b.CircuitBreakers,
-		OutlierDetection:     b.Outlier,
-		TypedExtensionProtocolOptions: map[string]*anypb.Any{config.HTTPProtocolOptions: anyOf(&httpv3.HttpProtocolOptions{
-			UpstreamProtocolOptions: &httpv3.HttpProtocolOptions_ExplicitHttpConfig_{ExplicitHttpConfig: hc},
-		})},
-		TransportSocket: config.InternalUpstreamSocket(),
+		Name:                          name,
+		ClusterDiscoveryType:          &clusterv3.Cluster_Type{Type: clusterv3.Cluster_EDS},
+		EdsClusterConfig:              &clusterv3.Cluster_EdsClusterConfig{EdsConfig: waypointxds.ADSConfigSource()},
+		ConnectTimeout:                durationpb.New(waypointxds.ConnectTimeout),
+		LbPolicy:                      b.LB,
+		CircuitBreakers:               b.CircuitBreakers,
+		OutlierDetection:              b.Outlier,
+		TypedExtensionProtocolOptions: waypointxds.ProtocolOptions(h2),
+		TransportSocket:               waypointxds.InternalUpstreamSocket(),
 	}
 }
 
@@ -223,19 +170,7 @@ func Cluster(name string, b Backend) *clusterv3.Cluster {
 func Endpoints(name string, eps []Endpoint) *endpointv3.ClusterLoadAssignment {
 	lle := &endpointv3.LocalityLbEndpoints{}
 	for _, e := range eps {
-		lle.LbEndpoints = append(lle.LbEndpoints, &endpointv3.LbEndpoint{
-			HostIdentifier: &endpointv3.LbEndpoint_Endpoint{Endpoint: &endpointv3.Endpoint{
-				Address: &corev3.Address{Address: &corev3.Address_EnvoyInternalAddress{EnvoyInternalAddress: &corev3.EnvoyInternalAddress{
-					AddressNameSpecifier: &corev3.EnvoyInternalAddress_ServerListenerName{ServerListenerName: config.ListenerConnectOriginate},
-					EndpointId:           e.Destination,
-				}}},
-			}},
-			Metadata: &corev3.Metadata{FilterMetadata: map[string]*structpb.Struct{"tunnel": {Fields: map[string]*structpb.Value{
-				"destination": structpb.NewStringValue(e.Destination),
-				"address":     structpb.NewStringValue(e.Address),
-			}}}},
-			HealthStatus: corev3.HealthStatus_HEALTHY,
-		})
+		lle.LbEndpoints = append(lle.LbEndpoints, waypointxds.TunnelEndpoint(e.Destination, e.Address))
 	}
 	return &endpointv3.ClusterLoadAssignment{ClusterName: name, Endpoints: []*endpointv3.LocalityLbEndpoints{lle}}
 }
