@@ -19,9 +19,7 @@ import (
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 
@@ -341,23 +339,7 @@ func vipFor(addr string) string {
 // push serves res as the next snapshot version.
 func (e *env) push(t testing.TB, res *config.Resources) {
 	t.Helper()
-	m := map[resourcev3.Type][]types.Resource{}
-	for _, l := range res.Listeners {
-		m[resourcev3.ListenerType] = append(m[resourcev3.ListenerType], l)
-	}
-	for _, r := range res.Routes {
-		m[resourcev3.RouteType] = append(m[resourcev3.RouteType], r)
-	}
-	for _, c := range res.Clusters {
-		m[resourcev3.ClusterType] = append(m[resourcev3.ClusterType], c)
-	}
-	for _, c := range res.Endpoints {
-		m[resourcev3.EndpointType] = append(m[resourcev3.EndpointType], c)
-	}
-	for _, s := range res.Secrets {
-		m[resourcev3.SecretType] = append(m[resourcev3.SecretType], s)
-	}
-	snap, err := cachev3.NewSnapshot(fmt.Sprint(e.version.Add(1)), m)
+	snap, err := envoytest.Snapshot(fmt.Sprint(e.version.Add(1)), res)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -19,7 +19,6 @@ import (
 // emits for the e2e scenarios) to the engine and checks the behaviour each
 // scenario is about, so generator and engine agree beyond the shape.
 func TestGeneratorGoldens(t *testing.T) {
-	const bookinfo = "http://reviews.bookinfo.svc.cluster.local:9080"
 	tests := []struct {
 		file  string
 		check func(t *testing.T, e *env)
@@ -43,17 +42,7 @@ func TestGeneratorGoldens(t *testing.T) {
 			}
 		}},
 		{"02-weighted.golden.yaml", func(t *testing.T, e *env) {
-			v2 := 0
-			for range 1000 {
-				code, _, be := e.do(t, http.MethodGet, bookinfo+"/", nil)
-				if code != http.StatusOK {
-					t.Fatalf("status %d", code)
-				}
-				if be == "v2" {
-					v2++
-				}
-			}
-			if v2 < 60 || v2 > 140 {
+			if v2 := countV2(t, e, 1000); v2 < 60 || v2 > 140 {
 				t.Fatalf("v2 got %d of 1000, want 100±40", v2)
 			}
 		}},
@@ -107,17 +96,7 @@ func TestGeneratorGoldens(t *testing.T) {
 			}
 		}},
 		{"09-subsets.golden.yaml", func(t *testing.T, e *env) {
-			v2 := 0
-			for range 200 {
-				code, _, be := e.do(t, http.MethodGet, bookinfo+"/", nil)
-				if code != http.StatusOK {
-					t.Fatalf("status %d", code)
-				}
-				if be == "v2" {
-					v2++
-				}
-			}
-			if v2 < 60 || v2 > 140 {
+			if v2 := countV2(t, e, 200); v2 < 60 || v2 > 140 {
 				t.Fatalf("v2 got %d of 200, want 100±40 (50/50 subsets)", v2)
 			}
 		}},
@@ -172,4 +151,24 @@ func TestGeneratorGoldens(t *testing.T) {
 			tc.check(t, e)
 		})
 	}
+}
+
+// bookinfo is the reviews service of the generator goldens.
+const bookinfo = "http://reviews.bookinfo.svc.cluster.local:9080"
+
+// countV2 sends n GETs to bookinfo "/", each of which must succeed, and counts those
+// the v2 backend answered.
+func countV2(t *testing.T, e *env, n int) int {
+	t.Helper()
+	v2 := 0
+	for range n {
+		code, _, be := e.do(t, http.MethodGet, bookinfo+"/", nil)
+		if code != http.StatusOK {
+			t.Fatalf("status %d", code)
+		}
+		if be == "v2" {
+			v2++
+		}
+	}
+	return v2
 }

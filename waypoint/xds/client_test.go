@@ -13,9 +13,7 @@ import (
 	"time"
 
 	discoveryv3 "github.com/envoyproxy/go-control-plane/envoy/service/discovery/v3"
-	"github.com/envoyproxy/go-control-plane/pkg/cache/types"
 	cachev3 "github.com/envoyproxy/go-control-plane/pkg/cache/v3"
-	resourcev3 "github.com/envoyproxy/go-control-plane/pkg/resource/v3"
 	serverv3 "github.com/envoyproxy/go-control-plane/pkg/server/v3"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
@@ -140,23 +138,7 @@ func testState(t *testing.T) *config.Resources {
 
 func setSnapshot(t *testing.T, c cachev3.SnapshotCache, node string, res *config.Resources) {
 	t.Helper()
-	m := map[resourcev3.Type][]types.Resource{}
-	for _, r := range res.Listeners {
-		m[resourcev3.ListenerType] = append(m[resourcev3.ListenerType], r)
-	}
-	for _, r := range res.Routes {
-		m[resourcev3.RouteType] = append(m[resourcev3.RouteType], r)
-	}
-	for _, r := range res.Clusters {
-		m[resourcev3.ClusterType] = append(m[resourcev3.ClusterType], r)
-	}
-	for _, r := range res.Endpoints {
-		m[resourcev3.EndpointType] = append(m[resourcev3.EndpointType], r)
-	}
-	for _, r := range res.Secrets {
-		m[resourcev3.SecretType] = append(m[resourcev3.SecretType], r)
-	}
-	snap, err := cachev3.NewSnapshot("1", m)
+	snap, err := envoytest.Snapshot("1", res)
 	if err != nil {
 		t.Fatal(err)
 	}
