@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -92,6 +93,37 @@ func (t *tracker) latencies(from, to int) (last, first []time.Duration, missing 
 		first = append(first, r.first.Sub(r.written))
 	}
 	return last, first, missing
+}
+
+// writeCSV saves the timeline of changes [from, to) to path: per change, its write time
+// (ms since the first) and the event-to-first and event-to-last client times (ms; empty
+// when it did not reach every client).
+func (t *tracker) writeCSV(path string, from, to int) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var b strings.Builder
+	b.WriteString("change,written_ms,first_ms,last_ms\n")
+	var start time.Time
+	for k := from; k < to; k++ {
+		r := t.changes[k]
+		if r == nil || r.written.IsZero() {
+			continue
+		}
+		if start.IsZero() {
+			start = r.written
+		}
+		fmt.Fprintf(&b, "%d,%.3f,", k, ms(r.written.Sub(start)))
+		if r.delivered == t.clients {
+			fmt.Fprintf(&b, "%.3f,%.3f", ms(r.first.Sub(r.written)), ms(r.last.Sub(r.written)))
+		} else {
+			b.WriteString(",")
+		}
+		b.WriteString("\n")
+	}
+	if err := os.WriteFile(path, []byte(b.String()), 0o644); err != nil {
+		return fmt.Errorf("write churn timeline: %w", err)
+	}
+	return nil
 }
 
 // client is one simulated ztunnel: a delta xDS client subscribed to WDS that counts

@@ -12,9 +12,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
-	"k8s.io/client-go/rest"
 
 	"github.com/ambitmesh/ambit/e2e/kube"
+	"github.com/ambitmesh/ambit/pkg/kubeclient"
 )
 
 // kubeSource is istiod-lite's Kubernetes config source: a real etcd and
@@ -36,7 +36,7 @@ func newKubeSource(ctx context.Context, binDir, dir string, pods, services int, 
 	if err != nil {
 		return nil, err
 	}
-	rc := rest.CopyConfig(c.RESTConfig)
+	rc := kubeclient.Protobuf(c.RESTConfig)
 	rc.QPS, rc.Burst = 5000, 10000
 	client, err := kubernetes.NewForConfig(rc)
 	if err != nil {

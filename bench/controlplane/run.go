@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"time"
 
@@ -40,6 +41,11 @@ type Config struct {
 	IstiodArgs []string
 	// Logger receives progress; nil discards it.
 	Logger *slog.Logger
+	// Profile, when set, saves istiod-lite's CPU profile over the churn as
+	// <WorkDir>/<source>/istiod-churn.pprof (from its /debug/pprof/profile), the
+	// simulated clients' (this process) as cpbench-churn.pprof and the churn's timeline as
+	// churn.csv.
+	Profile bool
 }
 
 // Result holds one measurement's figures; durations are in milliseconds.
@@ -181,10 +187,30 @@ func churn(ctx context.Context, cfg Config, src source, tr *tracker, fl *fleet, 
 		return err
 	}
 	log.Info("churning", "changes", n, "rate", cfg.Rate)
+	var profiled chan error
+	if cfg.Profile {
+		profiled = make(chan error, 1)
+		go func() { profiled <- d.cpuProfile(ctx, cfg.Duration) }()
+		if f, err := os.Create(filepath.Join(d.dir, "cpbench-churn.pprof")); err == nil {
+			if err := pprof.StartCPUProfile(f); err == nil {
+				defer func() { pprof.StopCPUProfile(); f.Close() }()
+			} else {
+				f.Close()
+			}
+		}
+	}
 	if err := writeChanges(ctx, cfg, src, tr, 1, n); err != nil {
 		return err
 	}
 	waitDelivered(ctx, tr, 1, n+1)
+	if profiled != nil {
+		if err := <-profiled; err != nil {
+			log.Warn("istiod-lite CPU profile", "err", err)
+		}
+		if err := tr.writeCSV(filepath.Join(d.dir, "churn.csv"), 1, n+1); err != nil {
+			log.Warn("churn timeline", "err", err)
+		}
+	}
 	after, err := d.usage()
 	if err != nil {
 		return err

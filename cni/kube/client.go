@@ -19,7 +19,7 @@ func NewClient(path string) (kubernetes.Interface, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kube client config %q: %w", path, err)
 	}
-	c, err := kubernetes.NewForConfig(cfg)
+	c, err := kubernetes.NewForConfig(kubeclient.Protobuf(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("kube client: %w", err)
 	}

@@ -3,6 +3,7 @@ package interop
 import (
 	"bytes"
 	"cmp"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
@@ -220,7 +221,7 @@ var wdsCompareOptions = []gocmp.Option{
 func TestWDSDifferential(t *testing.T) {
 	scenarios := loadWDSScenarios(t)
 	addresses := func(sc *wdsScenario, skip int) string {
-		return diffNormalised(sc, sc.istio.addresses, sc.ambit.Addresses, addressDifferences, skip)
+		return diffNormalised(sc, sc.istio.addresses, maps.Collect(sc.ambit.Addresses.All()), addressDifferences, skip)
 	}
 	authorizations := func(sc *wdsScenario, skip int) string {
 		return diffNormalised(sc, sc.istio.authorizations, sc.ambit.Authorizations, authorizationDifferences, skip)

@@ -12,12 +12,12 @@ import (
 
 	istioclient "istio.io/client-go/pkg/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
-	"k8s.io/apimachinery/pkg/labels"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
-	discoverylisters "k8s.io/client-go/listers/discovery/v1"
 	"k8s.io/client-go/tools/cache"
 	gatewayclient "sigs.k8s.io/gateway-api/pkg/client/clientset/versioned"
 
@@ -66,14 +66,15 @@ type Source struct {
 	pods atomic.Pointer[corelisters.PodLister]
 }
 
-// coreListers read the informers of the Kubernetes built-in kinds.
+// coreListers read the informers of the Kubernetes built-in kinds: pods in podOrder's
+// order, the other kinds through lists kept until their next event.
 type coreListers struct {
-	namespaces      corelisters.NamespaceLister
+	namespaces      *kindList[corev1.Namespace]
+	services        *kindList[corev1.Service]
+	serviceAccounts *kindList[corev1.ServiceAccount]
+	nodes           *kindList[corev1.Node]
+	endpointSlices  *kindList[discoveryv1.EndpointSlice]
 	pods            corelisters.PodLister
-	services        corelisters.ServiceLister
-	serviceAccounts corelisters.ServiceAccountLister
-	nodes           corelisters.NodeLister
-	endpointSlices  discoverylisters.EndpointSliceLister
 	podOrder        *podOrder
 }
 
@@ -196,12 +197,12 @@ func newCoreListers(f informers.SharedInformerFactory, h cache.ResourceEventHand
 	core := f.Core().V1()
 	disc := f.Discovery().V1()
 	l := &coreListers{
-		namespaces:      core.Namespaces().Lister(),
+		namespaces:      newKindList(core.Namespaces().Lister().List, func(o *corev1.Namespace) *metav1.ObjectMeta { return &o.ObjectMeta }),
+		services:        newKindList(core.Services().Lister().List, func(o *corev1.Service) *metav1.ObjectMeta { return &o.ObjectMeta }),
+		serviceAccounts: newKindList(core.ServiceAccounts().Lister().List, func(o *corev1.ServiceAccount) *metav1.ObjectMeta { return &o.ObjectMeta }),
+		nodes:           newKindList(core.Nodes().Lister().List, func(o *corev1.Node) *metav1.ObjectMeta { return &o.ObjectMeta }),
+		endpointSlices:  newKindList(disc.EndpointSlices().Lister().List, func(o *discoveryv1.EndpointSlice) *metav1.ObjectMeta { return &o.ObjectMeta }),
 		pods:            core.Pods().Lister(),
-		services:        core.Services().Lister(),
-		serviceAccounts: core.ServiceAccounts().Lister(),
-		nodes:           core.Nodes().Lister(),
-		endpointSlices:  disc.EndpointSlices().Lister(),
 		podOrder:        &podOrder{},
 	}
 	reg, err := core.Pods().Informer().AddEventHandler(l.podOrder.handler())
@@ -209,27 +210,35 @@ func newCoreListers(f informers.SharedInformerFactory, h cache.ResourceEventHand
 		return nil, fmt.Errorf("add event handler: %w", err)
 	}
 	l.podOrder.synced = reg.HasSynced
-	for _, inf := range []cache.SharedIndexInformer{
-		core.Namespaces().Informer(), core.Pods().Informer(), core.Services().Informer(),
-		core.ServiceAccounts().Informer(), core.Nodes().Informer(), disc.EndpointSlices().Informer(),
+	for _, e := range []struct {
+		inf cache.SharedIndexInformer
+		h   cache.ResourceEventHandler
+	}{
+		{core.Namespaces().Informer(), l.namespaces.handler(h)},
+		{core.Pods().Informer(), h},
+		{core.Services().Informer(), l.services.handler(h)},
+		{core.ServiceAccounts().Informer(), l.serviceAccounts.handler(h)},
+		{core.Nodes().Informer(), l.nodes.handler(h)},
+		{disc.EndpointSlices().Informer(), l.endpointSlices.handler(h)},
 	} {
-		if _, err := inf.AddEventHandler(h); err != nil {
+		if _, err := e.inf.AddEventHandler(e.h); err != nil {
 			return nil, fmt.Errorf("add event handler: %w", err)
 		}
 	}
 	return l, nil
 }
 
+// snapshot lists the cached objects, sorted (pods by podOrder, the other kinds by
+// their kept lists).
 func (l *coreListers) snapshot() (*kubefile.Snapshot, error) {
-	all := labels.Everything()
 	snap := &kubefile.Snapshot{}
 	var errs [5]error
-	snap.Namespaces, errs[0] = l.namespaces.List(all)
+	snap.Namespaces, errs[0] = l.namespaces.get()
 	snap.Pods = l.podOrder.list(func(ns, name string) (*corev1.Pod, error) { return l.pods.Pods(ns).Get(name) })
-	snap.Services, errs[1] = l.services.List(all)
-	snap.ServiceAccounts, errs[2] = l.serviceAccounts.List(all)
-	snap.Nodes, errs[3] = l.nodes.List(all)
-	snap.EndpointSlices, errs[4] = l.endpointSlices.List(all)
+	snap.Services, errs[1] = l.services.get()
+	snap.ServiceAccounts, errs[2] = l.serviceAccounts.get()
+	snap.Nodes, errs[3] = l.nodes.get()
+	snap.EndpointSlices, errs[4] = l.endpointSlices.get()
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, fmt.Errorf("list cached objects: %w", err)
 	}

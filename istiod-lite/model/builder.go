@@ -38,6 +38,9 @@ type memo struct {
 	namespaces map[string]nsInputs
 	services   map[*corev1.Service]*workloadapi.Address
 	waypoints  waypointTable
+	// bc is the build context of these inputs (namespaces, services, policies,
+	// waypoints), reused by the fast path, which runs only when they are unchanged.
+	bc *builder
 
 	// The snapshot's lists (copies) and the model built from them; the model's outs are
 	// aligned with pods.
@@ -77,7 +80,6 @@ func (b *Builder) Build(s *kubefile.Snapshot) *Model {
 		seq:            modelSeq.Add(1),
 	}
 	if s == nil {
-		m.Addresses = map[string]*workloadapi.Address{}
 		b.last = nil
 		return m
 	}
@@ -103,13 +105,14 @@ func (b *Builder) Build(s *kubefile.Snapshot) *Model {
 		next.policies = policy.Build(s.AuthorizationPolicies, s.PeerAuthentications, policy.Options{RootNamespace: b.o.RootNamespace})
 	}
 	bc := newBuilder(s, b.o, next.policies, next.waypoints)
-	m.Addresses = make(map[string]*workloadapi.Address, len(s.Pods)+len(s.Services))
-	m.outs = make([]podOutput, len(s.Pods))
+	next.bc = bc
+	addrs := newAddressWriter(len(s.Pods) + len(s.Services))
+	m.outs = newPodOutputs(len(s.Pods))
 	var reuse map[podKey]podOutput // last time's outputs by pod
 	if last.model != nil {
 		reuse = make(map[podKey]podOutput, len(last.pods))
-		for _, out := range last.model.outs {
-			reuse[podKey{out.pod.Namespace, out.pod.Name}] = out
+		for out := range last.model.outs.all() {
+			reuse[podKey{out.pod.Namespace, out.pod.Name}] = *out
 		}
 	}
 	m.Authorizations, m.Problems = next.policies.Authorizations, next.policies.Problems
@@ -131,7 +134,7 @@ func (b *Builder) Build(s *kubefile.Snapshot) *Model {
 		next.services[svc] = addr
 		if addr != nil {
 			out := addr.GetService()
-			m.Addresses[ServiceName(out.Namespace, out.Hostname)] = addr
+			addrs.set(ServiceName(out.Namespace, out.Hostname), addr)
 		}
 	}
 
@@ -163,11 +166,12 @@ func (b *Builder) Build(s *kubefile.Snapshot) *Model {
 		if !isClean(pod.Namespace) || !ok || out.pod != pod {
 			out = b.podOutput(bc, pod)
 		}
-		m.outs[i] = out
+		*m.outs.at(i) = out
 		if out.addr != nil {
-			m.Addresses[out.addr.GetWorkload().Uid] = out.addr
+			addrs.set(out.addr.GetWorkload().Uid, out.addr)
 		}
 	}
+	m.Addresses = *addrs.m
 	next.rememberLists(s, m)
 	b.last = next
 	return m

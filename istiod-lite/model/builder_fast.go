@@ -1,7 +1,6 @@
 package model
 
 import (
-	"maps"
 	"slices"
 	"sync/atomic"
 
@@ -10,50 +9,48 @@ import (
 
 // buildPodsOnly is Build's fast path for the common change (F-CP-4's churn): the same
 // number of pods, and the same Namespace, Service and policy objects as last time. The
-// previous model's maps are cloned and only the pods that are new objects at their
-// position in the sorted list are redone, so the cost is a pointer scan plus the
-// changes, not a map operation per pod. It reports false when the snapshot does not
+// previous model's Addresses and pod outputs are shared, copying only the shards and
+// chunks of the pods that are new objects at their position in the sorted list, and
+// only those pods are redone with the previous build context, so the cost is a
+// pointer scan plus the changes, not an operation per pod. It reports false when the snapshot does not
 // qualify.
 func (b *Builder) buildPodsOnly(s *kubefile.Snapshot, last *memo) (*Model, bool) {
-	if last == nil || last.model == nil || len(s.Pods) != len(last.pods) ||
+	if last == nil || last.model == nil || last.bc == nil || len(s.Pods) != len(last.pods) ||
 		!slices.Equal(s.Namespaces, last.nsList) || !slices.Equal(s.Services, last.svcList) ||
 		!slices.Equal(s.Gateways, last.gateways) ||
 		!slices.Equal(s.AuthorizationPolicies, last.authz) || !slices.Equal(s.PeerAuthentications, last.peer) {
 		return nil, false
 	}
 	prev := last.model
-	var bc *builder // built on the first changed pod
-	addrs, outs := prev.Addresses, prev.outs
-	var changed, gone []int
+	var changed []int
 	for i, pod := range s.Pods {
 		if pod != last.pods[i] {
 			changed = append(changed, i)
 		}
 	}
-	if len(changed) > 0 {
-		bc = newBuilder(s, b.o, last.policies, last.waypoints)
-		addrs, outs = maps.Clone(prev.Addresses), slices.Clone(prev.outs)
-		gone = changed
-	}
+	// Only the shards and chunks holding a changed pod are copied; the rest are the
+	// previous model's.
+	addrs, outs := deriveAddresses(&prev.Addresses), deriveOutputs(prev.outs)
 	var names []string
 	// Remove every replaced pod's Address first: with a pod deleted and another added,
 	// positions shift and a name removed at one index may be added back at another.
-	for _, i := range gone {
-		if a := prev.outs[i].addr; a != nil {
-			delete(addrs, a.GetWorkload().Uid)
+	for _, i := range changed {
+		if a := prev.outs.at(i).addr; a != nil {
+			addrs.delete(a.GetWorkload().Uid)
 			names = append(names, a.GetWorkload().Uid)
 		}
 	}
 	for _, i := range changed {
-		outs[i] = b.podOutput(bc, s.Pods[i])
-		if a := outs[i].addr; a != nil {
-			addrs[a.GetWorkload().Uid] = a
+		out := b.podOutput(last.bc, s.Pods[i])
+		outs.set(i, out)
+		if a := out.addr; a != nil {
+			addrs.set(a.GetWorkload().Uid, a)
 			names = append(names, a.GetWorkload().Uid)
 		}
 	}
 	m := &Model{
-		Addresses: addrs, Authorizations: prev.Authorizations, Problems: prev.Problems,
-		trustDomain: b.o.TrustDomain, outs: outs,
+		Addresses: *addrs.m, Authorizations: prev.Authorizations, Problems: prev.Problems,
+		trustDomain: b.o.TrustDomain, outs: outs.o,
 		seq: modelSeq.Add(1), baseSeq: prev.seq, changed: names,
 	}
 	next := *last

@@ -210,8 +210,8 @@ func TestBuilderReusesUnchanged(t *testing.T) {
 	c.snap.Pods[3] = p
 	after := b.Build(c.snap)
 	changedUID := WorkloadUID("Kubernetes", p.Namespace, p.Name)
-	for name, a := range after.Addresses {
-		if same := before.Addresses[name] == a; same == (name == changedUID) {
+	for name, a := range after.Addresses.All() {
+		if same := before.Addresses.Get(name) == a; same == (name == changedUID) {
 			t.Errorf("%s: reused=%v, want reuse only for unchanged resources", name, same)
 		}
 	}
@@ -220,13 +220,13 @@ func TestBuilderReusesUnchanged(t *testing.T) {
 // changedCovers checks ChangedSince's promise: every Address that differs between prev
 // and m (added, removed or another object) is named, and Authorizations are the same.
 func changedCovers(prev, m *Model, names []string) error {
-	for name, a := range m.Addresses {
-		if prev.Addresses[name] != a && !slices.Contains(names, name) {
+	for name, a := range m.Addresses.All() {
+		if prev.Addresses.Get(name) != a && !slices.Contains(names, name) {
 			return fmt.Errorf("address %s changed but is not reported", name)
 		}
 	}
-	for name := range prev.Addresses {
-		if _, ok := m.Addresses[name]; !ok && !slices.Contains(names, name) {
+	for name := range prev.Addresses.All() {
+		if _, ok := m.Addresses.Lookup(name); !ok && !slices.Contains(names, name) {
 			return fmt.Errorf("address %s removed but is not reported", name)
 		}
 	}
@@ -240,9 +240,9 @@ func sameModel(got, want *Model, snap *kubefile.Snapshot) error {
 	if g, w := keys(got), keys(want); !slices.Equal(g, w) {
 		return fmt.Errorf("addresses %v, want %v", g, w)
 	}
-	for name, w := range want.Addresses {
-		if !proto.Equal(got.Addresses[name], w) {
-			return fmt.Errorf("address %s: %v, want %v", name, got.Addresses[name], w)
+	for name, w := range want.Addresses.All() {
+		if !proto.Equal(got.Addresses.Get(name), w) {
+			return fmt.Errorf("address %s: %v, want %v", name, got.Addresses.Get(name), w)
 		}
 	}
 	if len(got.Authorizations) != len(want.Authorizations) {

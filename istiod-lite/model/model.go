@@ -17,7 +17,6 @@ import (
 	"github.com/ambitmesh/ambit/pkg/kubefile"
 	"github.com/ambitmesh/ambit/pkg/spiffe"
 	"github.com/ambitmesh/ambit/pkg/wire"
-	"istio.io/istio/pkg/workloadapi"
 	"istio.io/istio/pkg/workloadapi/security"
 )
 
@@ -56,7 +55,7 @@ func (o Options) withDefaults() Options {
 type Model struct {
 	// Addresses holds every WDS Address resource keyed by its resource name: workloads by
 	// uid ("<cluster>//Pod/<ns>/<name>"), services by "<ns>/<hostname>".
-	Addresses map[string]*workloadapi.Address
+	Addresses AddressMap
 	// Authorizations holds every WDS Authorization resource keyed by its resource name,
 	// "<ns>/<name>" (see package policy for how policies are converted).
 	Authorizations map[string]*security.Authorization
@@ -65,7 +64,7 @@ type Model struct {
 	Problems []policy.Problem
 
 	trustDomain string
-	outs        []podOutput // one per snapshot pod, in snapshot order
+	outs        podOutputs // one per snapshot pod, in snapshot order
 
 	enrolledOnce sync.Once
 	enrolled     map[podKey]bool // computed on first use
@@ -104,7 +103,7 @@ func (m *Model) IdentitiesOnNode(node string) []spiffe.Identity {
 // question, so models built under churn and never asked cost nothing.
 func (m *Model) indexIdentities() {
 	sets := map[string]map[spiffe.Identity]bool{}
-	for _, p := range m.outs {
+	for p := range m.outs.all() {
 		node := p.pod.Spec.NodeName
 		if !p.live || node == "" {
 			continue
@@ -131,7 +130,7 @@ func (m *Model) indexIdentities() {
 func (m *Model) Enrolled(namespace, pod string) bool {
 	m.enrolledOnce.Do(func() {
 		m.enrolled = map[podKey]bool{}
-		for _, p := range m.outs {
+		for p := range m.outs.all() {
 			if p.enrolled {
 				m.enrolled[podKey{p.pod.Namespace, p.pod.Name}] = true
 			}

@@ -83,7 +83,7 @@ func render(t *testing.T, snap *kubefile.Snapshot, m *Model) []byte {
 		Problems       []string       `json:"problems,omitempty"`
 	}{Addresses: map[string]any{}, Enrolled: []string{}, Identities: map[string][]string{}, IPs: map[string][]string{},
 		Authorizations: map[string]any{}}
-	for name, a := range m.Addresses {
+	for name, a := range m.Addresses.All() {
 		view.Addresses[name] = jsonView(t, a)
 		view.IPs[name] = decodeIPs(a)
 	}
@@ -145,7 +145,7 @@ func TestOptions(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m := Build(snap, tc.opts)
-			w := m.Addresses[tc.wantUID].GetWorkload()
+			w := m.Addresses.Get(tc.wantUID).GetWorkload()
 			if w == nil {
 				t.Fatalf("no workload %q in %v", tc.wantUID, keys(m))
 			}
@@ -155,7 +155,7 @@ func TestOptions(t *testing.T) {
 			if _, ok := w.Services[tc.wantSvc]; !ok {
 				t.Errorf("workload services %v lack %q", w.Services, tc.wantSvc)
 			}
-			if m.Addresses[tc.wantSvc].GetService() == nil {
+			if m.Addresses.Get(tc.wantSvc).GetService() == nil {
 				t.Errorf("no service %q in %v", tc.wantSvc, keys(m))
 			}
 			want := []spiffe.Identity{{TrustDomain: tc.wantTD, Namespace: "api", ServiceAccount: "api"}}
@@ -169,7 +169,7 @@ func TestOptions(t *testing.T) {
 func TestEmptyAndNil(t *testing.T) {
 	for _, snap := range []*kubefile.Snapshot{nil, {}} {
 		m := Build(snap, Options{})
-		if len(m.Addresses) != 0 || m.Enrolled("a", "b") || len(m.IdentitiesOnNode("n")) != 0 {
+		if m.Addresses.Len() != 0 || m.Enrolled("a", "b") || len(m.IdentitiesOnNode("n")) != 0 {
 			t.Errorf("Build(%v) not empty", snap)
 		}
 	}
@@ -204,8 +204,8 @@ func decodeIPs(a *workloadapi.Address) []string {
 }
 
 func keys(m *Model) []string {
-	out := make([]string, 0, len(m.Addresses))
-	for k := range m.Addresses {
+	out := make([]string, 0, m.Addresses.Len())
+	for k := range m.Addresses.All() {
 		out = append(out, k)
 	}
 	slices.Sort(out)
@@ -227,7 +227,7 @@ func TestRootNamespace(t *testing.T) {
 		t.Errorf("no static STRICT policy in the custom root namespace: %v", slices.Sorted(maps.Keys(m.Authorizations)))
 	}
 	// The mesh policy now sits in an ordinary namespace without pods: nothing is STRICT.
-	w := m.Addresses["Kubernetes//Pod/bookinfo/productpage-0"].GetWorkload()
+	w := m.Addresses.Get("Kubernetes//Pod/bookinfo/productpage-0").GetWorkload()
 	if want := []string{"bookinfo/productpage-http"}; !slices.Equal(w.GetAuthorizationPolicies(), want) {
 		t.Errorf("productpage lists %v, want %v", w.GetAuthorizationPolicies(), want)
 	}

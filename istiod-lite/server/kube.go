@@ -32,7 +32,7 @@ func runKube(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	kc, err := kubernetes.NewForConfig(rc)
+	kc, err := kubernetes.NewForConfig(kubeclient.Protobuf(rc))
 	if err != nil {
 		return fmt.Errorf("kubernetes client: %w", err)
 	}
@@ -54,7 +54,7 @@ func runKube(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	src := &kube.Source{Client: kc, Istio: ic, Gateway: gc, Logger: cfg.Logger}
+	src := &kube.Source{Client: kc, Istio: ic, Gateway: gc, Debounce: cfg.Debounce, Logger: cfg.Logger}
 	reviews := &caserver.TokenReviewAuthenticator{Client: kc, TrustDomain: authority.TrustDomain(), Pod: src.Pod}
 	p, err := newPlane(cfg, authority, []caserver.Authenticator{reviews})
 	if err != nil {

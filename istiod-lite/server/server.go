@@ -69,7 +69,11 @@ type Config struct {
 	// mode it is consulted before TokenReview).
 	TokensFile     string
 	MonitoringAddr string
-	Logger         *slog.Logger
+	// Debounce is how long either config source gathers changes into one snapshot
+	// (the window opens at the first change); 0 means the source's default, 20 ms.
+	// Shorter windows push sooner and more often (every push reaches every ztunnel).
+	Debounce time.Duration
+	Logger   *slog.Logger
 }
 
 // ErrConfigSource is returned by Run when not exactly one config source is set.
@@ -105,7 +109,7 @@ func runFiles(ctx context.Context, cfg Config) error {
 	if err != nil {
 		return err
 	}
-	watcher := &kubefile.Watcher{Dir: cfg.ConfigDir, Logger: cfg.Logger, OnChange: func(s *kubefile.Snapshot) { p.apply(s) }}
+	watcher := &kubefile.Watcher{Dir: cfg.ConfigDir, Debounce: cfg.Debounce, Logger: cfg.Logger, OnChange: func(s *kubefile.Snapshot) { p.apply(s) }}
 	return p.run(ctx, watcher.Run)
 }
 

@@ -122,7 +122,7 @@ func BenchmarkCachePushOneChange100Subscribers(b *testing.B) {
 	m := model.Build(snap, model.Options{})
 	c := newDeltaCache(TypeAddress)
 	all := map[string]types.Resource{}
-	for name, a := range m.Addresses {
+	for name, a := range m.Addresses.All() {
 		all[name] = a
 	}
 	if err := c.UpdateResources(all, nil); err != nil {
@@ -143,7 +143,7 @@ func BenchmarkCachePushOneChange100Subscribers(b *testing.B) {
 		watch(i, "1")
 	}
 	name := model.WorkloadUID("Kubernetes", "ns-0", "pod-0")
-	w := proto.Clone(m.Addresses[name]).(*workloadapi.Address)
+	w := proto.Clone(m.Addresses.Get(name)).(*workloadapi.Address)
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
 		w.GetWorkload().CanonicalRevision = fmt.Sprint(i)

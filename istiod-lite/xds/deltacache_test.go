@@ -106,10 +106,10 @@ func waitHolds(t *testing.T, z *ztunnelStore, m *model.Model, who string) {
 	for {
 		_, held := z.state()
 		diff := ""
-		if len(held) != len(m.Addresses) {
-			diff = fmt.Sprintf("holds %d addresses, want %d", len(held), len(m.Addresses))
+		if len(held) != m.Addresses.Len() {
+			diff = fmt.Sprintf("holds %d addresses, want %d", len(held), m.Addresses.Len())
 		}
-		for name, a := range m.Addresses {
+		for name, a := range m.Addresses.All() {
 			if diff == "" && !proto.Equal(held[name], a) {
 				diff = "address " + name + " differs"
 			}

@@ -60,10 +60,10 @@ func TestInitialPushThenOnlyChanges(t *testing.T) {
 	e := newEnv(t, m0)
 
 	_, held := e.store.state()
-	if len(held) != len(m0.Addresses) {
-		t.Fatalf("initial push holds %d addresses, want %d", len(held), len(m0.Addresses))
+	if len(held) != m0.Addresses.Len() {
+		t.Fatalf("initial push holds %d addresses, want %d", len(held), m0.Addresses.Len())
 	}
-	for name, a := range m0.Addresses {
+	for name, a := range m0.Addresses.All() {
 		if !proto.Equal(held[name], a) {
 			t.Errorf("address %s = %v, want %v", name, held[name], a)
 		}
@@ -93,13 +93,13 @@ func TestInitialPushThenOnlyChanges(t *testing.T) {
 				t.Fatalf("pushes = %+v, want one with upserts %v removed %v", got, s.upserts, s.removed)
 			}
 			_, held := e.store.state()
-			for name, a := range s.m.Addresses {
+			for name, a := range s.m.Addresses.All() {
 				if !proto.Equal(held[name], a) {
 					t.Errorf("after push %s = %v, want %v", name, held[name], a)
 				}
 			}
-			if len(held) != len(s.m.Addresses) {
-				t.Errorf("client holds %d addresses, want %d", len(held), len(s.m.Addresses))
+			if len(held) != s.m.Addresses.Len() {
+				t.Errorf("client holds %d addresses, want %d", len(held), s.m.Addresses.Len())
 			}
 		})
 	}

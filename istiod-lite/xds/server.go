@@ -10,7 +10,9 @@ package xds
 
 import (
 	"context"
+	"iter"
 	"log/slog"
+	"maps"
 	"sync"
 
 	corev3 "github.com/envoyproxy/go-control-plane/envoy/config/core/v3"
@@ -46,8 +48,8 @@ type Server struct {
 
 	mu           sync.Mutex
 	served       *model.Model // the last model given to Update
-	current      map[string]*workloadapi.Address
-	currentAuthz map[string]*security.Authorization
+	current      resourceSet[*workloadapi.Address]
+	currentAuthz resourceSet[*security.Authorization]
 }
 
 // Option configures New.
@@ -67,8 +69,8 @@ func New(logger *slog.Logger, opts ...Option) *Server {
 		log:          logger,
 		address:      newDeltaCache(TypeAddress),
 		authz:        newDeltaCache(TypeAuthorization),
-		current:      map[string]*workloadapi.Address{},
-		currentAuthz: map[string]*security.Authorization{},
+		current:      &model.AddressMap{},
+		currentAuthz: mapSet[*security.Authorization]{},
 	}
 	for _, o := range opts {
 		o(s)
@@ -111,23 +113,23 @@ func (s *Server) Update(m *model.Model) (changed int) {
 	if names, ok := m.ChangedSince(s.served); ok {
 		// Built from the served model with only pods changed: compare just those names.
 		var n int
-		s.current, n = applyNames(s.log, s.address, s.current, m.Addresses, names)
+		s.current, n = applyNames(s.log, s.address, s.current, &m.Addresses, names)
 		return n
 	}
 	var na, nz int
-	s.current, na = apply(s.log, s.address, "address", s.current, m.Addresses)
-	s.currentAuthz, nz = apply(s.log, s.authz, "authorization", s.currentAuthz, m.Authorizations)
+	s.current, na = apply(s.log, s.address, "address", s.current, resourceSet[*workloadapi.Address](&m.Addresses))
+	s.currentAuthz, nz = apply(s.log, s.authz, "authorization", s.currentAuthz, resourceSet[*security.Authorization](mapSet[*security.Authorization](m.Authorizations)))
 	return na + nz
 }
 
 // applyNames is apply restricted to names, the only resources that may differ between
 // cur and next.
-func applyNames(log *slog.Logger, cache *deltaCache, cur, next map[string]*workloadapi.Address, names []string) (map[string]*workloadapi.Address, int) {
+func applyNames(log *slog.Logger, cache *deltaCache, cur resourceSet[*workloadapi.Address], next *model.AddressMap, names []string) (resourceSet[*workloadapi.Address], int) {
 	upserts := map[string]types.Resource{}
 	var removed []string
 	for _, name := range names {
-		r, in := next[name]
-		old, was := cur[name]
+		r, in := next.Lookup(name)
+		old, was := cur.Lookup(name)
 		switch {
 		case in && (!was || (old != r && !proto.Equal(old, r))):
 			upserts[name] = r
@@ -141,7 +143,7 @@ func applyNames(log *slog.Logger, cache *deltaCache, cur, next map[string]*workl
 	if err := cache.UpdateResources(upserts, removed); err != nil {
 		log.Error("update wds cache", "type", "address", "err", err)
 	}
-	log.Debug("wds updated", "type", "address", "upserted", len(upserts), "removed", len(removed), "total", len(next))
+	log.Debug("wds updated", "type", "address", "upserted", len(upserts), "removed", len(removed), "total", next.Len())
 	return next, len(upserts) + len(removed)
 }
 
@@ -150,11 +152,11 @@ func applyNames(log *slog.Logger, cache *deltaCache, cur, next map[string]*workl
 // were upserted or removed. A resource that is the same pointer as the served one is
 // unchanged without comparing it (model.Builder reuses unchanged resources), so a
 // one-pod change costs a map walk, not 10,000 proto comparisons.
-func apply[T proto.Message](log *slog.Logger, cache *deltaCache, kind string, cur, next map[string]T) (map[string]T, int) {
+func apply[T proto.Message](log *slog.Logger, cache *deltaCache, kind string, cur, next resourceSet[T]) (resourceSet[T], int) {
 	upserts := map[string]types.Resource{}
 	kept := 0 // names of next also served now
-	for name, r := range next {
-		old, ok := cur[name]
+	for name, r := range next.All() {
+		old, ok := cur.Lookup(name)
 		if ok {
 			kept++
 		}
@@ -163,9 +165,9 @@ func apply[T proto.Message](log *slog.Logger, cache *deltaCache, kind string, cu
 		}
 	}
 	var removed []string
-	if kept != len(cur) { // else cur's names are all in next: nothing removed
-		for name := range cur {
-			if _, ok := next[name]; !ok {
+	if kept != cur.Len() { // else cur's names are all in next: nothing removed
+		for name := range cur.All() {
+			if _, ok := next.Lookup(name); !ok {
 				removed = append(removed, name)
 			}
 		}
@@ -178,9 +180,24 @@ func apply[T proto.Message](log *slog.Logger, cache *deltaCache, kind string, cu
 		// and the watches of this push are retried on the next update.
 		log.Error("update wds cache", "type", kind, "err", err)
 	}
-	log.Debug("wds updated", "type", kind, "upserted", len(upserts), "removed", len(removed), "total", len(next))
+	log.Debug("wds updated", "type", kind, "upserted", len(upserts), "removed", len(removed), "total", next.Len())
 	return next, len(upserts) + len(removed)
 }
+
+// resourceSet is a model's resources of one type by name: *model.AddressMap or a
+// mapSet.
+type resourceSet[T any] interface {
+	Lookup(name string) (T, bool)
+	Len() int
+	All() iter.Seq2[string, T]
+}
+
+// mapSet is a plain map as a resourceSet.
+type mapSet[T any] map[string]T
+
+func (m mapSet[T]) Lookup(name string) (T, bool) { v, ok := m[name]; return v, ok }
+func (m mapSet[T]) Len() int                     { return len(m) }
+func (m mapSet[T]) All() iter.Seq2[string, T]    { return maps.All(m) }
 
 // classWaypoint is the mux class of the waypoint (Envoy) types.
 const classWaypoint = "waypoint"

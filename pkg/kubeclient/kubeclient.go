@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 )
@@ -40,4 +41,15 @@ func RESTConfig(path, userAgent string) (*rest.Config, error) {
 	cfg = rest.CopyConfig(cfg)
 	cfg.UserAgent = userAgent
 	return cfg, nil
+}
+
+// Protobuf returns a copy of cfg that sends and accepts Kubernetes' protobuf encoding
+// (JSON still accepted), as kube-controller-manager and Istio do for built-in types: it
+// costs the API server and the client less CPU per object and watch event than JSON.
+// Use it only for clientsets of built-in kinds; custom resources are JSON-only.
+func Protobuf(cfg *rest.Config) *rest.Config {
+	cfg = rest.CopyConfig(cfg)
+	cfg.ContentType = runtime.ContentTypeProtobuf
+	cfg.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
+	return cfg
 }

@@ -185,29 +185,29 @@ func stripComments(doc []byte) string {
 // snapshot out. It compares the objects' fields directly (no interface calls): the
 // Kubernetes source sorts 10,000 pods per snapshot.
 func (s *Snapshot) Sort() {
-	sortByMeta(s.Pods, func(o *corev1.Pod) *metav1.ObjectMeta { return &o.ObjectMeta })
+	SortByMeta(s.Pods, func(o *corev1.Pod) *metav1.ObjectMeta { return &o.ObjectMeta })
 	s.SortExceptPods()
 }
 
 // SortExceptPods sorts every slice but Pods, for a source that lists pods in order
 // already (the Kubernetes source keeps its pod keys sorted).
 func (s *Snapshot) SortExceptPods() {
-	sortByMeta(s.Namespaces, func(o *corev1.Namespace) *metav1.ObjectMeta { return &o.ObjectMeta })
-	sortByMeta(s.Services, func(o *corev1.Service) *metav1.ObjectMeta { return &o.ObjectMeta })
-	sortByMeta(s.ServiceAccounts, func(o *corev1.ServiceAccount) *metav1.ObjectMeta { return &o.ObjectMeta })
-	sortByMeta(s.Nodes, func(o *corev1.Node) *metav1.ObjectMeta { return &o.ObjectMeta })
-	sortByMeta(s.EndpointSlices, func(o *discoveryv1.EndpointSlice) *metav1.ObjectMeta { return &o.ObjectMeta })
-	sortByMeta(s.AuthorizationPolicies, func(o *securityv1.AuthorizationPolicy) *metav1.ObjectMeta { return &o.ObjectMeta })
-	sortByMeta(s.PeerAuthentications, func(o *securityv1.PeerAuthentication) *metav1.ObjectMeta { return &o.ObjectMeta })
-	sortByMeta(s.Gateways, func(o *gatewayv1.Gateway) *metav1.ObjectMeta { return &o.ObjectMeta })
-	sortByMeta(s.HTTPRoutes, func(o *gatewayv1.HTTPRoute) *metav1.ObjectMeta { return &o.ObjectMeta })
-	sortByMeta(s.VirtualServices, func(o *networkingv1.VirtualService) *metav1.ObjectMeta { return &o.ObjectMeta })
-	sortByMeta(s.DestinationRules, func(o *networkingv1.DestinationRule) *metav1.ObjectMeta { return &o.ObjectMeta })
+	SortByMeta(s.Namespaces, func(o *corev1.Namespace) *metav1.ObjectMeta { return &o.ObjectMeta })
+	SortByMeta(s.Services, func(o *corev1.Service) *metav1.ObjectMeta { return &o.ObjectMeta })
+	SortByMeta(s.ServiceAccounts, func(o *corev1.ServiceAccount) *metav1.ObjectMeta { return &o.ObjectMeta })
+	SortByMeta(s.Nodes, func(o *corev1.Node) *metav1.ObjectMeta { return &o.ObjectMeta })
+	SortByMeta(s.EndpointSlices, func(o *discoveryv1.EndpointSlice) *metav1.ObjectMeta { return &o.ObjectMeta })
+	SortByMeta(s.AuthorizationPolicies, func(o *securityv1.AuthorizationPolicy) *metav1.ObjectMeta { return &o.ObjectMeta })
+	SortByMeta(s.PeerAuthentications, func(o *securityv1.PeerAuthentication) *metav1.ObjectMeta { return &o.ObjectMeta })
+	SortByMeta(s.Gateways, func(o *gatewayv1.Gateway) *metav1.ObjectMeta { return &o.ObjectMeta })
+	SortByMeta(s.HTTPRoutes, func(o *gatewayv1.HTTPRoute) *metav1.ObjectMeta { return &o.ObjectMeta })
+	SortByMeta(s.VirtualServices, func(o *networkingv1.VirtualService) *metav1.ObjectMeta { return &o.ObjectMeta })
+	SortByMeta(s.DestinationRules, func(o *networkingv1.DestinationRule) *metav1.ObjectMeta { return &o.ObjectMeta })
 }
 
-// sortByMeta sorts list unless it already is (the Kubernetes source lists pods in
-// order).
-func sortByMeta[T any](list []T, meta func(T) *metav1.ObjectMeta) {
+// SortByMeta sorts list by namespace then name, as snapshots are, unless it already
+// is (the Kubernetes source lists pods in order). meta returns an object's metadata.
+func SortByMeta[T any](list []T, meta func(T) *metav1.ObjectMeta) {
 	compare := func(a, b T) int {
 		ma, mb := meta(a), meta(b)
 		if c := strings.Compare(ma.Namespace, mb.Namespace); c != 0 {

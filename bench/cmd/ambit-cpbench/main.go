@@ -35,11 +35,14 @@ func main() {
 	flag.IntVar(&cfg.Clients, "clients", 100, "simulated ztunnels (delta xDS clients)")
 	flag.Float64Var(&cfg.Rate, "rate", 100, "pod changes per second")
 	flag.DurationVar(&cfg.Duration, "duration", 20*time.Second, "how long the changes go on")
+	istiodArgs := flag.String("istiod-args", "", "extra istiod-lite flags, space-separated (e.g. --debounce=40ms)")
 	istiodLog := flag.String("istiod-log-level", "", "istiod-lite's --log-level (default: its own)")
+	flag.BoolVar(&cfg.Profile, "profile", false, "save istiod-lite's CPU profile over the churn in the work dir (implies --keep)")
 	keep := flag.Bool("keep", false, "keep the work dir (config, cluster data, istiod-lite logs) even on success")
 	timeout := flag.Duration("timeout", 20*time.Minute, "overall deadline")
 	flag.Parse()
 
+	cfg.IstiodArgs = strings.Fields(*istiodArgs)
 	if *istiodLog != "" {
 		cfg.IstiodArgs = append(cfg.IstiodArgs, "--log-level="+*istiodLog)
 	}
@@ -85,7 +88,7 @@ func main() {
 		failed = true
 	}
 	fmt.Print("\n## Control plane (istiod-lite, F-CP-4)\n\n" + controlplane.Markdown(results))
-	if failed || *keep {
+	if failed || *keep || cfg.Profile {
 		fmt.Fprintln(os.Stderr, "ambit-cpbench: logs kept in", work)
 	} else {
 		os.RemoveAll(work)

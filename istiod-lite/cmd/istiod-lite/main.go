@@ -41,6 +41,7 @@ func main() {
 	flag.StringVar(&dnsNames, "tls-dns-names", "istiod.istio-system.svc,istiod-lite.istio-system.svc", "comma-separated DNS names of the serving certificate")
 	flag.StringVar(&cfg.TokensFile, "tokens-file", "", `CA bearer tokens: lines "<token> <ns>/<sa> [node=<node>]"`)
 	flag.StringVar(&cfg.MonitoringAddr, "monitoring-addr", fmt.Sprintf(":%d", wire.PortMonitoring), "monitoring listen address (empty: off)")
+	flag.DurationVar(&cfg.Debounce, "debounce", 0, "window that gathers config changes into one push, from the first change (0: 20ms)")
 	flag.TextVar(&level, "log-level", slog.LevelInfo, "log level (debug, info, warn, error)")
 	flag.StringVar(&cfg.Waypoint.Image, "waypoint-image", "", "image of waypoint Deployments made for istio-waypoint Gateways (empty: no waypoint controller)")
 	flag.StringVar(&cfg.Waypoint.Engine, "waypoint-engine", waypoint.EngineAmbit, `waypoint engine: "ambit" (the Go waypoint) or "envoy" (stock Envoy)`)
