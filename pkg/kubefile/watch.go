@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -31,9 +32,11 @@ type Watcher struct {
 const DefaultDebounce = 20 * time.Millisecond
 
 // Run loads the directory, then watches it until ctx ends. It returns an error if the
-// first load or the watch setup fails. Reloads parse only the files that changed
-// (Loader), so objects in unchanged files are the same pointers in successive
-// snapshots.
+// first load or the watch setup fails. Reloads read only the files named by the
+// window's events and parse only their changed documents (Loader.LoadChanged), so
+// objects in unchanged files are the same pointers in successive snapshots; after a
+// watch error (events may have been lost, e.g. a queue overflow) or a failed reload,
+// the next reload reads every file.
 func (w *Watcher) Run(ctx context.Context) error {
 	log := w.Logger
 	if log == nil {
@@ -58,6 +61,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 	}
 	w.OnChange(snap)
 	pending := false
+	changed := map[string]bool{} // base names of files with events this window
+	full := false                // read every file on the next reload
 
 	timer := time.NewTimer(time.Hour)
 	timer.Stop()
@@ -71,6 +76,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 				return nil
 			}
 			log.Debug("config dir event", "event", ev.String())
+			changed[filepath.Base(ev.Name)] = true
 			if !pending {
 				pending = true
 				timer.Reset(debounce)
@@ -79,11 +85,25 @@ func (w *Watcher) Run(ctx context.Context) error {
 			if !ok {
 				return nil
 			}
-			log.Warn("config dir watch error", "err", err)
+			log.Warn("config dir watch error; the next reload reads every file", "err", err)
+			full = true
+			if !pending {
+				pending = true
+				timer.Reset(debounce)
+			}
 		case <-timer.C:
 			pending = false
-			snap, err := loader.Load(w.Dir)
+			var snap *Snapshot
+			if full {
+				snap, err = loader.Load(w.Dir)
+			} else {
+				snap, err = loader.LoadChanged(w.Dir, changed)
+			}
+			clear(changed)
+			full = false
 			if err != nil {
+				// The failed files' changes were not taken: read everything next time.
+				full = true
 				log.Error("config dir reload failed; keeping previous config", "err", err)
 				continue
 			}
