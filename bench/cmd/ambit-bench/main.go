@@ -36,6 +36,7 @@ type config struct {
 	latencyConns             []int
 	qps, conns, payload      int
 	keepLogs                 bool
+	profileDir               string
 }
 
 // Durations of one run of each tool: the defaults keep `make bench` near a quarter of
@@ -64,6 +65,7 @@ func main() {
 	flag.IntVar(&c.payload, "payload", 1024, "request payload bytes of the latency runs (echoed back)")
 	full := flag.Bool("full", false, "use performance.md's durations: iperf3 10s, latency 20s per point, connection rate 5s")
 	timeout := flag.Duration("timeout", 0, "overall deadline (default: twice the estimated measuring time plus 10 minutes)")
+	flag.StringVar(&c.profileDir, "profile", "", "directory for CPU profiles of ztunnels and waypoints over each case's first 4-connection latency run")
 	flag.BoolVar(&c.keepLogs, "keep-logs", false, "keep the mesh work dir with component logs even on success")
 	flag.Parse()
 	if *full {
@@ -74,6 +76,9 @@ func main() {
 		if c.modes, err = parseList("modes", *modes, modeNames()); err == nil {
 			c.latencyConns, err = parseConns(*latencyConns)
 		}
+	}
+	if err == nil && c.profileDir != "" {
+		err = os.MkdirAll(c.profileDir, 0o755)
 	}
 	if err == nil {
 		err = c.resolve()

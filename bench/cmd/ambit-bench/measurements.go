@@ -76,6 +76,10 @@ func (b *bench) latency(ctx context.Context, bc benchCase, conns int) (report.La
 	if err != nil {
 		return l, err
 	}
+	if b.cfg.profileDir != "" && conns == report.HeadlineConns && !b.profiled[bc] {
+		b.profiled[bc] = true
+		defer b.profileProxies(ctx, bc, b.cfg.latencyTime-time.Second)()
+	}
 	h, err := b.fortio(ctx, bc, b.pairs[bc].url(), "-qps", fmt.Sprint(b.cfg.qps), "-c", fmt.Sprint(conns),
 		"-t", b.cfg.latencyTime.String(), "-payload-size", fmt.Sprint(b.cfg.payload), "-uniform", "-nocatchup")
 	if err != nil {

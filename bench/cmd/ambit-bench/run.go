@@ -70,7 +70,7 @@ func measureAll(ctx context.Context, c config, m *mesh.Mesh, res *report.Results
 	for _, bc := range todo { // in --topologies and --modes order: the tables' rows
 		res.Mode(bc.topology, bc.mode)
 	}
-	b := &bench{cfg: c, m: m, ztunnels: map[string]proxy{}}
+	b := &bench{cfg: c, m: m, ztunnels: map[string]proxy{}, profiled: map[benchCase]bool{}}
 	for _, n := range ztunnelNodes {
 		b.ztunnels[n] = proxy{"ztunnel " + n, m.Nodes[n].Ztunnel.Pid}
 	}

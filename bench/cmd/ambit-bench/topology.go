@@ -29,6 +29,7 @@ type bench struct {
 	m        *mesh.Mesh
 	ztunnels map[string]proxy // by node
 	pairs    map[benchCase]*pair
+	profiled map[benchCase]bool // cases whose proxies were profiled (--profile)
 }
 
 // proxy is a process whose CPU and memory a mode accounts: a ztunnel or a forwarder.

@@ -1,0 +1,83 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ambitmesh/ambit/e2e/cluster"
+)
+
+// adminPort is where ztunnel and the waypoint serve /debug/pprof/, on loopback in
+// their network namespace.
+const adminPort = 15000
+
+// profileProxies starts a CPU profile of length d of every proxy of bc that serves Go
+// profiles on its admin port and returns a function that waits for them and writes
+// <dir>/<topology>-<mode>-<proxy>.pprof. Proxies without an admin port (the
+// peer-hbone and plain-tls forwarders) are skipped.
+func (b *bench) profileProxies(ctx context.Context, bc benchCase, d time.Duration) func() {
+	var wg sync.WaitGroup
+	for _, p := range b.pairs[bc].proxies {
+		if !strings.HasPrefix(p.name, "ztunnel") && !strings.HasPrefix(p.name, "waypoint") {
+			continue
+		}
+		path := filepath.Join(b.cfg.profileDir, fmt.Sprintf("%s-%s-%s.pprof", bc.topology, bc.mode, fileSafe(p.name)))
+		wg.Go(func() {
+			if err := cpuProfile(ctx, p.pid, d, path); err != nil {
+				logf("  profile %s: %v", p.name, err)
+			}
+		})
+	}
+	return wg.Wait
+}
+
+// cpuProfile fetches one CPU profile over d from the process pid's admin port.
+func cpuProfile(ctx context.Context, pid int, d time.Duration, path string) error {
+	ns := fmt.Sprintf("/proc/%d/ns/net", pid)
+	c := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			return cluster.Dial(ctx, ns, network, addr)
+		},
+	}}
+	defer c.CloseIdleConnections()
+	url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", adminPort, max(1, int(d.Seconds())))
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("cpu profile: %s", resp.Status)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		f.Close()
+		return fmt.Errorf("cpu profile: %w", err)
+	}
+	return f.Close()
+}
+
+func fileSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		switch {
+		case r >= 'a' && r <= 'z', r >= 'A' && r <= 'Z', r >= '0' && r <= '9', r == '-':
+			return r
+		}
+		return '_'
+	}, s)
+}
