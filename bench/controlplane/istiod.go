@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"os"
@@ -130,27 +129,5 @@ func freePorts(n int) ([]int, error) {
 // cpuProfile saves istiod-lite's CPU profile over the next d as istiod-churn.pprof in
 // its work dir.
 func (d *istiod) cpuProfile(ctx context.Context, dur time.Duration) error {
-	secs := max(1, int(dur.Seconds()))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet,
-		fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", d.monAddr, secs), nil)
-	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("cpu profile: %s", resp.Status)
-	}
-	f, err := os.Create(filepath.Join(d.dir, "istiod-churn.pprof"))
-	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	return f.Close()
+	return measure.SaveCPUProfile(ctx, nil, "http://"+d.monAddr, dur, filepath.Join(d.dir, "istiod-churn.pprof"))
 }

@@ -3,15 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/ambitmesh/ambit/bench/measure"
 	"github.com/ambitmesh/ambit/e2e/cluster"
 )
 
@@ -48,28 +47,7 @@ func cpuProfile(ctx context.Context, pid int, d time.Duration, path string) erro
 		},
 	}}
 	defer c.CloseIdleConnections()
-	url := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/profile?seconds=%d", adminPort, max(1, int(d.Seconds())))
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	resp, err := c.Do(req)
-	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("cpu profile: %s", resp.Status)
-	}
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		f.Close()
-		return fmt.Errorf("cpu profile: %w", err)
-	}
-	return f.Close()
+	return measure.SaveCPUProfile(ctx, c, fmt.Sprintf("http://127.0.0.1:%d", adminPort), d, path)
 }
 
 func fileSafe(s string) string {
