@@ -62,15 +62,32 @@ func Compile(logs []*accesslogv3.AccessLog, w io.Writer) (*Logger, error) {
 	return compile(logs, w)
 }
 
-// Log writes e as one JSON line per configured format. Write errors are
-// dropped, as Envoy drops log lines it cannot flush.
+// Log writes e as one JSON line per configured format, all lines in one Write.
+// Write errors are dropped, as Envoy drops log lines it cannot flush. Rendering
+// uses pooled buffers and no reflection: it allocates nothing in the steady state.
 func (l *Logger) Log(e *Entry) {
 	if l == nil || e == nil {
 		return
 	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
+	bp := linePool.Get().(*[]byte)
+	b := (*bp)[:0]
 	for _, f := range l.formats {
-		_, _ = l.w.Write(f.render(e))
+		b = f.appendLine(b, e)
+	}
+	l.mu.Lock()
+	_, _ = l.w.Write(b)
+	l.mu.Unlock()
+	if cap(b) <= maxPooledLine {
+		*bp = b
+		linePool.Put(bp)
 	}
 }
+
+// maxPooledLine bounds the line buffers kept for reuse (a huge header must not pin
+// memory).
+const maxPooledLine = 16 << 10
+
+var linePool = sync.Pool{New: func() any {
+	b := make([]byte, 0, 1024)
+	return &b
+}}

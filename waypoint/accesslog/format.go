@@ -1,12 +1,9 @@
 package accesslog
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"io"
 	"sort"
-	"strings"
 
 	accesslogv3 "github.com/envoyproxy/go-control-plane/envoy/config/accesslog/v3"
 	streamv3 "github.com/envoyproxy/go-control-plane/envoy/extensions/access_loggers/stream/v3"
@@ -31,9 +28,11 @@ var allowed = &protoshape.AllowList{
 	Opaque: map[protoreflect.FullName]bool{"google.protobuf.Any": true},
 }
 
-// format is one compiled json_format: keys in sorted order.
+// format is one compiled json_format: keys in sorted order, each also as a quoted
+// JSON string.
 type format struct {
 	keys   []string
+	quoted []string
 	values []value
 }
 
@@ -91,26 +90,27 @@ func compileOne(al *accesslogv3.AccessLog) (*format, error) {
 			return nil, fmt.Errorf("json_format[%q]: %w", key, err)
 		}
 		f.values = append(f.values, v)
+		f.quoted = append(f.quoted, string(appendJSONString(nil, key)))
 	}
 	return f, nil
 }
 
-// render returns e as one JSON object and a newline. Values made of a single
-// operator keep its type (numbers, strings, null when unknown), as Envoy's
-// json_format; values mixing text and operators are strings with "-" for
-// unknown parts.
-func (f *format) render(e *Entry) []byte {
-	obj := make(map[string]any, len(f.keys))
-	for i, key := range f.keys {
-		obj[key] = f.values[i].eval(e)
+// appendLine appends e as one JSON object and a newline, keys in sorted order as
+// encoding/json renders a map. Values made of a single operator keep its type
+// (numbers, strings, null when unknown), as Envoy's json_format; values mixing text
+// and operators are strings with "-" for unknown parts. It allocates nothing once
+// dst is large enough.
+func (f *format) appendLine(dst []byte, e *Entry) []byte {
+	dst = append(dst, '{')
+	for i, v := range f.values {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, f.quoted[i]...)
+		dst = append(dst, ':')
+		dst = v.appendJSON(dst, e)
 	}
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(obj); err != nil {
-		return []byte("{}\n")
-	}
-	return buf.Bytes()
+	return append(dst, '}', '\n')
 }
 
 // value is a parsed format string: literal text and operators.
@@ -121,24 +121,19 @@ type segment struct {
 	op  *operator // nil: literal
 }
 
-func (v value) eval(e *Entry) any {
+// appendJSON appends the value: a lone operator as its own JSON type, anything else as
+// a JSON string.
+func (v value) appendJSON(dst []byte, e *Entry) []byte {
 	if len(v) == 1 && v[0].op != nil {
-		return v[0].op.eval(e)
+		return v[0].op.appendJSON(dst, e)
 	}
-	var b strings.Builder
+	dst = append(dst, '"')
 	for _, s := range v {
 		if s.op == nil {
-			b.WriteString(s.lit)
+			dst = appendEscaped(dst, s.lit)
 			continue
 		}
-		switch x := s.op.eval(e).(type) {
-		case nil:
-			b.WriteString("-")
-		case string:
-			b.WriteString(x)
-		default:
-			fmt.Fprint(&b, x)
-		}
+		dst = s.op.appendText(dst, e)
 	}
-	return b.String()
+	return append(dst, '"')
 }

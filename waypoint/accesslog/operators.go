@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // field identifies the Entry datum an operator renders.
@@ -155,40 +156,105 @@ func parseOperator(s string) (*operator, error) {
 	return op, nil
 }
 
-// eval renders the operator: a string, an int64, or nil when unknown.
-func (o *operator) eval(e *Entry) any {
+// kind is the JSON type of an operator's value.
+type kind uint8
+
+const (
+	null   kind = iota // unknown
+	text               // a string
+	number             // an integer
+	stamp              // a time, rendered as an RFC 3339 UTC string with milliseconds
+)
+
+// val is one operator's value, unboxed so rendering allocates nothing.
+type val struct {
+	kind kind
+	s    string
+	n    int64
+	t    time.Time
+}
+
+// value is the operator's datum (or its alternative's when unknown).
+func (o *operator) value(e *Entry) val {
 	v := datum(o.f, e)
-	if o.hasAlt && v == nil {
+	if o.hasAlt && v.kind == null {
 		v = datum(o.alt, e)
-	}
-	if s, ok := v.(string); ok && o.maxLen > 0 && len(s) > o.maxLen {
-		return s[:o.maxLen]
 	}
 	return v
 }
 
-func datum(f field, e *Entry) any {
+// truncate applies the operator's maximum length to a rendered string.
+func truncate[S string | []byte](o *operator, s S) S {
+	if o.maxLen > 0 && len(s) > o.maxLen {
+		return s[:o.maxLen]
+	}
+	return s
+}
+
+// appendJSON appends the operator's value as a JSON value of its own type: a
+// number, a string, or null when unknown (Envoy's json_format for a value made of
+// one operator).
+func (o *operator) appendJSON(dst []byte, e *Entry) []byte {
+	v := o.value(e)
+	switch v.kind {
+	case null:
+		return append(dst, "null"...)
+	case number:
+		return strconv.AppendInt(dst, v.n, 10)
+	case stamp:
+		var b [32]byte
+		dst = append(dst, '"')
+		dst = append(dst, truncate(o, appendStamp(b[:0], v.t))...)
+		return append(dst, '"')
+	}
+	return appendJSONString(dst, truncate(o, v.s))
+}
+
+// appendText appends the operator's value inside a JSON string: "-" when unknown.
+func (o *operator) appendText(dst []byte, e *Entry) []byte {
+	v := o.value(e)
+	switch v.kind {
+	case null:
+		return append(dst, '-')
+	case number:
+		return strconv.AppendInt(dst, v.n, 10)
+	case stamp:
+		var b [32]byte
+		return append(dst, truncate(o, appendStamp(b[:0], v.t))...)
+	}
+	return appendEscaped(dst, truncate(o, v.s))
+}
+
+// appendStamp renders %START_TIME%'s default format.
+func appendStamp(dst []byte, t time.Time) []byte {
+	return t.UTC().AppendFormat(dst, "2006-01-02T15:04:05.000Z")
+}
+
+func datum(f field, e *Entry) val {
 	switch f {
 	case fStartTime:
 		if e.Start.IsZero() {
-			return nil
+			return val{}
 		}
-		return e.Start.UTC().Format("2006-01-02T15:04:05.000Z")
+		return val{kind: stamp, t: e.Start}
 	case fResponseCode:
-		return int64(e.ResponseCode)
+		return val{kind: number, n: int64(e.ResponseCode)}
 	case fResponseFlags:
 		if e.ResponseFlags == "" {
-			return "-"
+			return val{kind: text, s: "-"}
 		}
-		return e.ResponseFlags
+		return val{kind: text, s: e.ResponseFlags}
 	case fBytesReceived:
-		return e.BytesReceived
+		return val{kind: number, n: e.BytesReceived}
 	case fBytesSent:
-		return e.BytesSent
+		return val{kind: number, n: e.BytesSent}
 	case fDuration:
-		return e.Duration.Milliseconds()
+		return val{kind: number, n: e.Duration.Milliseconds()}
 	}
-	return orNil(stringDatum(f, e))
+	if s := stringDatum(f, e); s != "" {
+		return val{kind: text, s: s}
+	}
+	return val{}
 }
 
 func stringDatum(f field, e *Entry) string {
@@ -217,11 +283,4 @@ func stringDatum(f field, e *Entry) string {
 		return e.RouteName
 	}
 	return ""
-}
-
-func orNil(s string) any {
-	if s == "" {
-		return nil
-	}
-	return s
 }

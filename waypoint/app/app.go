@@ -13,11 +13,13 @@ import (
 	"os"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/ambitmesh/ambit/waypoint/accesslog"
 	"github.com/ambitmesh/ambit/waypoint/admin"
 	"github.com/ambitmesh/ambit/waypoint/config"
 	"github.com/ambitmesh/ambit/waypoint/proxy"
@@ -41,9 +43,11 @@ type Config struct {
 	// Node is the pod's identity for the xDS node.
 	Node xds.NodeInfo
 	// Logger (default slog.Default()); AccessLog receives access log lines (default
-	// os.Stdout).
-	Logger    *slog.Logger
-	AccessLog io.Writer
+	// os.Stdout), buffered and written every AccessLogFlushInterval (default 1 s,
+	// Envoy's access_log_flush_interval) and when Run ends.
+	Logger                 *slog.Logger
+	AccessLog              io.Writer
+	AccessLogFlushInterval time.Duration
 
 	// Test seams: dialTunnel replaces the TCP dial of upstream tunnels (tests map
 	// ip:15008 to their servers' ports); onListen reports each bound address.
@@ -92,7 +96,20 @@ func Run(ctx context.Context, cfg Config) error {
 		return fmt.Errorf("register metrics: %w", err)
 	}
 	px := proxy.New(proxy.Options{TrustDomain: cfg.TrustDomain, Metrics: metrics, Logger: cfg.Logger, Dial: cfg.dialTunnel})
-	ap := &applier{px: px, log: cfg.Logger, opts: config.Options{TrustDomain: cfg.TrustDomain, AccessLog: &syncWriter{w: cfg.AccessLog}}}
+	sink := accesslog.NewSink(cfg.AccessLog, cfg.AccessLogFlushInterval)
+	// The sink outlives the proxy: it is stopped (and flushed) after every request
+	// has finished, when Run returns.
+	sinkCtx, stopSink := context.WithCancel(context.WithoutCancel(ctx))
+	sinkDone := make(chan struct{})
+	go func() {
+		defer close(sinkDone)
+		_ = sink.Run(sinkCtx)
+	}()
+	defer func() {
+		stopSink()
+		<-sinkDone
+	}()
+	ap := &applier{px: px, log: cfg.Logger, opts: config.Options{TrustDomain: cfg.TrustDomain, AccessLog: sink}}
 
 	lns, err := listenAll(cfg)
 	if err != nil {
@@ -182,16 +199,4 @@ func (a *applier) ready() error {
 		return errNotReady
 	}
 	return nil
-}
-
-// syncWriter serializes access log writes from concurrent requests.
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
 }

@@ -226,21 +226,14 @@ func TestEndToEnd(t *testing.T) {
 		_ = b
 	})
 	t.Run("access log", func(t *testing.T) {
-		found := false
-		for _, line := range strings.Split(strings.TrimSpace(e.accessLog.String()), "\n") {
-			var entry map[string]any
-			if err := json.Unmarshal([]byte(line), &entry); err != nil {
-				t.Fatalf("access log line %q: %v", line, err)
-			}
-			if entry["path"] == "/admin" && entry["method"] == "POST" {
-				found = true
-				if entry["response_code"] != float64(403) || entry["downstream_peer"] != "spiffe://cluster.local/ns/demo/sa/sleep" {
-					t.Errorf("POST /admin entry: %v", entry)
-				}
-			}
-		}
-		if !found {
-			t.Error("no access log entry for POST /admin")
+		// The access log is buffered (flushed every AccessLogFlushInterval).
+		var entry map[string]any
+		waitFor(t, 10*time.Second, "access log entry for POST /admin", func() bool {
+			entry = findLogEntry(t, e.accessLog.String(), "POST", "/admin")
+			return entry != nil
+		})
+		if entry["response_code"] != float64(403) || entry["downstream_peer"] != "spiffe://cluster.local/ns/demo/sa/sleep" {
+			t.Errorf("POST /admin entry: %v", entry)
 		}
 	})
 	t.Run("metrics", func(t *testing.T) {
@@ -356,13 +349,21 @@ func TestQuitQuitQuit(t *testing.T) {
 	})
 }
 
-// BenchmarkRequest measures one HTTP/1.1 request through the waypoint (client HBONE
-// → waypoint → HBONE → backend) on a kept-alive connection.
-func BenchmarkRequest(b *testing.B) {
-	e := newEnv(b, testServices(testRoutes())...)
-	for b.Loop() {
-		if code, _, _ := e.do(b, http.MethodGet, reviews+"/", nil); code != http.StatusOK {
-			b.Fatalf("status %d", code)
+// findLogEntry returns the first access log line of log for method and path, or nil;
+// every line must be a JSON object.
+func findLogEntry(t *testing.T, log, method, path string) map[string]any {
+	t.Helper()
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		if line == "" {
+			continue
+		}
+		var entry map[string]any
+		if err := json.Unmarshal([]byte(line), &entry); err != nil {
+			t.Fatalf("access log line %q: %v", line, err)
+		}
+		if entry["path"] == path && entry["method"] == method {
+			return entry
 		}
 	}
+	return nil
 }

@@ -69,7 +69,7 @@ func (p portNode) match(r *Request) bool { return r.DestinationPort == uint32(p)
 func (p pathNode) match(r *Request) bool { return p.m.Match(urlPath(r.Path)) }
 func (p peerNode) match(r *Request) bool { return r.PeerPrincipal != "" && p.m.Match(r.PeerPrincipal) }
 func (h hdrNode) match(r *Request) bool {
-	v, ok := header(r, h.m.Name)
+	v, ok := header(r, h.m.Name, h.m.Key())
 	return h.m.Match(v, ok)
 }
 
@@ -260,9 +260,9 @@ func urlPath(p string) string {
 	return p
 }
 
-// header returns a request header by lower-case name, with Envoy's
-// pseudo-headers; several values are joined with ",".
-func header(r *Request, name string) (string, bool) {
+// header returns a request header by lower-case name (key: its canonical form),
+// with Envoy's pseudo-headers; several values are joined with ",".
+func header(r *Request, name, key string) (string, bool) {
 	switch name {
 	case ":method":
 		return r.Method, r.Method != ""
@@ -271,7 +271,7 @@ func header(r *Request, name string) (string, bool) {
 	case ":path":
 		return r.Path, r.Path != ""
 	}
-	vals := r.Headers.Values(name)
+	vals := r.Headers[key]
 	if len(vals) == 0 {
 		return "", false
 	}

@@ -59,6 +59,33 @@ func (b *Breaker) Connection() (release func(), ok bool) { return b.limit(kindCo
 // Retry reserves a concurrent retry (max_retries), with Request's contract.
 func (b *Breaker) Retry() (release func(), ok bool) { return b.limit(kindRetries).acquire() }
 
+// TryRequest reserves an active request like Request, without allocating: true
+// obliges the caller to call DoneRequest exactly once.
+func (b *Breaker) TryRequest() bool { return b.tryLimit(kindRequests) }
+
+// DoneRequest releases a reservation of TryRequest.
+func (b *Breaker) DoneRequest() { b.doneLimit(kindRequests) }
+
+// TryConnection reserves an upstream connection like Connection, without
+// allocating: true obliges the caller to call DoneConnection exactly once.
+func (b *Breaker) TryConnection() bool { return b.tryLimit(kindConnections) }
+
+// DoneConnection releases a reservation of TryConnection.
+func (b *Breaker) DoneConnection() { b.doneLimit(kindConnections) }
+
+func (b *Breaker) tryLimit(k kind) bool {
+	if b == nil {
+		return true
+	}
+	return b.limit(k).take()
+}
+
+func (b *Breaker) doneLimit(k kind) {
+	if b != nil {
+		b.limit(k).cur.Add(-1)
+	}
+}
+
 // Active returns the reservations currently held as (connections, pending,
 // requests, retries), for metrics and tests.
 func (b *Breaker) Active() (connections, pending, requests, retries int64) {

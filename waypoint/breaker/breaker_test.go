@@ -155,3 +155,63 @@ func TestRejects(t *testing.T) {
 		})
 	}
 }
+
+// TestTryDone: the allocation-free reservations share the limits and counters of
+// Request and Connection.
+func TestTryDone(t *testing.T) {
+	b, err := New(&clusterv3.CircuitBreakers{Thresholds: []*clusterv3.CircuitBreakers_Thresholds{{
+		MaxConnections: wrapperspb.UInt32(1), MaxRequests: wrapperspb.UInt32(2),
+	}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name   string
+		try    func() bool
+		done   func()
+		legacy func() (func(), bool)
+		limit  int
+	}{
+		{"requests", b.TryRequest, b.DoneRequest, b.Request, 2},
+		{"connections", b.TryConnection, b.DoneConnection, b.Connection, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			for i := range tc.limit {
+				if !tc.try() {
+					t.Fatalf("reservation %d refused", i)
+				}
+			}
+			if tc.try() {
+				t.Fatal("reservation over the limit admitted")
+			}
+			if _, ok := tc.legacy(); ok {
+				t.Fatal("legacy reservation over the limit admitted")
+			}
+			tc.done()
+			rel, ok := tc.legacy()
+			if !ok {
+				t.Fatal("slot not freed by Done")
+			}
+			rel()
+			for range tc.limit - 1 {
+				tc.done()
+			}
+			if c, _, r, _ := b.Active(); c != 0 || r != 0 {
+				t.Fatalf("active connections %d requests %d after release", c, r)
+			}
+		})
+	}
+	var nilB *Breaker
+	if !nilB.TryRequest() || !nilB.TryConnection() {
+		t.Fatal("nil breaker refused")
+	}
+	nilB.DoneRequest()
+	nilB.DoneConnection()
+	if n := testing.AllocsPerRun(100, func() {
+		if b.TryRequest() {
+			b.DoneRequest()
+		}
+	}); n != 0 {
+		t.Fatalf("TryRequest/DoneRequest allocate %v times", n)
+	}
+}

@@ -57,8 +57,7 @@ func set(g *gauge, v *wrapperspb.UInt32Value) {
 // acquire takes one unit when below the limit. The returned release is
 // idempotent.
 func (g *gauge) acquire() (func(), bool) {
-	if g.cur.Add(1) > g.max {
-		g.cur.Add(-1)
+	if !g.take() {
 		return func() {}, false
 	}
 	var done atomic.Bool
@@ -67,6 +66,15 @@ func (g *gauge) acquire() (func(), bool) {
 			g.cur.Add(-1)
 		}
 	}, true
+}
+
+// take takes one unit when below the limit.
+func (g *gauge) take() bool {
+	if g.cur.Add(1) > g.max {
+		g.cur.Add(-1)
+		return false
+	}
+	return true
 }
 
 // active returns the units in use.

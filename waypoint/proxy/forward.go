@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ambitmesh/ambit/waypoint/config"
@@ -55,6 +57,11 @@ func (p *Proxy) forward(w *recorder, r *http.Request, rt *route.Route, cfg *conf
 		body = b
 	}
 	rt.PrepareRequest(r)
+	// Attempts and mirrors share r's header map read-only (outgoing copies no
+	// header), so the hop-by-hop headers go from it once, here.
+	for _, h := range hopHeaders {
+		r.Header.Del(h)
+	}
 	for _, m := range rt.Mirrors {
 		if m.Sampled(p.rnd()) {
 			p.mirror(r, body, cfg.Clusters[m.Cluster], rt.Timeout)
@@ -67,13 +74,12 @@ func (p *Proxy) forward(w *recorder, r *http.Request, rt *route.Route, cfg *conf
 		localReply(w, http.StatusServiceUnavailable, bodyNoHealthy)
 		return
 	}
-	release, ok := cl.Breaker.Request()
-	if !ok {
+	if !cl.Breaker.TryRequest() {
 		ex.flags = "UO"
 		localReply(w, http.StatusServiceUnavailable, bodyOverflow, "X-Envoy-Overloaded", "true")
 		return
 	}
-	defer release()
+	defer cl.Breaker.DoneRequest()
 	ctx := r.Context()
 	if rt.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -182,11 +188,11 @@ func retriable(rt *route.Route, o outcome) bool {
 // try sends one attempt to ep.
 func (p *Proxy) try(ctx context.Context, r *http.Request, body []byte, buffered bool, rt *route.Route, cl *config.Cluster, ep config.Endpoint) (*http.Response, outcome) {
 	actx := ctx
-	var cancel context.CancelFunc = func() {}
+	cancel := context.CancelFunc(noop)
 	if rt.Retry != nil && rt.Retry.PerTryTimeout > 0 {
 		actx, cancel = context.WithTimeout(ctx, rt.Retry.PerTryTimeout)
 	}
-	releaseConn, err := p.acquireConnection(actx, cl)
+	slot, err := p.acquireConnection(actx, cl)
 	if err != nil {
 		cancel()
 		if errors.Is(err, errOverflow) {
@@ -195,11 +201,11 @@ func (p *Proxy) try(ctx context.Context, r *http.Request, body []byte, buffered 
 		return nil, outcome{err: err, perTryTimeout: actx.Err() != nil && ctx.Err() == nil}
 	}
 	out := outgoing(actx, r, body, buffered)
-	done := p.lb.begin(ep.Destination)
+	inFlight := p.lb.begin(ep.Destination)
 	resp, err := p.up.roundTrip(out, ep.Destination, ep.Address, cl.HTTP2)
-	done()
+	inFlight.Add(-1)
 	if err != nil {
-		releaseConn()
+		slot.release()
 		cancel()
 		o := outcome{err: err}
 		var ce *connectError
@@ -213,33 +219,39 @@ func (p *Proxy) try(ctx context.Context, r *http.Request, body []byte, buffered 
 		}
 		return nil, o
 	}
-	resp.Body = &cancelBody{ReadCloser: resp.Body, cancel: func() {
-		cancel()
-		releaseConn()
-	}}
+	resp.Body = &attemptBody{ReadCloser: resp.Body, cancel: cancel, slot: slot}
 	return resp, outcome{status: resp.StatusCode}
 }
 
-// cancelBody releases an attempt's context when the response body is closed.
-type cancelBody struct {
+func noop() {}
+
+// attemptBody ends an attempt when its response body is closed: it releases the
+// attempt's context and connection slot, once.
+type attemptBody struct {
 	io.ReadCloser
 	cancel context.CancelFunc
+	slot   connSlot
+	closed atomic.Bool
 }
 
-func (b *cancelBody) Close() error {
+func (b *attemptBody) Close() error {
 	err := b.ReadCloser.Close()
-	b.cancel()
+	if b.closed.CompareAndSwap(false, true) {
+		b.cancel()
+		b.slot.release()
+	}
 	return err
 }
 
-// outgoing builds the upstream request from the downstream one.
+// outgoing builds the upstream request from the downstream one: a shallow copy with
+// its own URL, sharing r's header (which no transport modifies and forward already
+// stripped of hop-by-hop headers).
 func outgoing(ctx context.Context, r *http.Request, body []byte, buffered bool) *http.Request {
-	out := r.Clone(ctx)
+	out := r.WithContext(ctx)
+	u := *r.URL
+	out.URL = &u
 	out.RequestURI = ""
 	out.Close = false
-	for _, h := range hopHeaders {
-		out.Header.Del(h)
-	}
 	if buffered {
 		out.Body = io.NopCloser(bytes.NewReader(body))
 		out.ContentLength = int64(len(body))
@@ -252,7 +264,29 @@ func outgoing(ctx context.Context, r *http.Request, body []byte, buffered bool) 
 	return out
 }
 
-// copyResponse writes an upstream response downstream, trailers included.
+// copyBufs are copyResponse's buffers: small ones for the common small response,
+// large ones once a read fills a small one.
+var copyBufs = [2]sync.Pool{
+	{New: func() any { b := make([]byte, smallCopy); return &b }},
+	{New: func() any { b := make([]byte, largeCopy); return &b }},
+}
+
+const (
+	smallCopy = 4 << 10
+	largeCopy = 32 << 10
+)
+
+func putCopyBuf(b *[]byte) {
+	if len(*b) == largeCopy {
+		copyBufs[1].Put(b)
+		return
+	}
+	copyBufs[0].Put(b)
+}
+
+// copyResponse writes an upstream response downstream, trailers included. A
+// response of unknown length is flushed after each read, so streams stream;
+// others are written in as few writes as the downstream buffer allows.
 func copyResponse(w http.ResponseWriter, resp *http.Response) {
 	h := w.Header()
 	for k, vs := range resp.Header {
@@ -265,15 +299,21 @@ func copyResponse(w http.ResponseWriter, resp *http.Response) {
 		h.Add("Trailer", k)
 	}
 	w.WriteHeader(resp.StatusCode)
-	buf := make([]byte, 32<<10)
+	flusher, canFlush := w.(http.Flusher)
+	buf := copyBufs[0].Get().(*[]byte)
+	defer func() { putCopyBuf(buf) }()
 	for {
-		n, err := resp.Body.Read(buf)
+		n, err := resp.Body.Read(*buf)
 		if n > 0 {
-			if _, werr := w.Write(buf[:n]); werr != nil {
+			if _, werr := w.Write((*buf)[:n]); werr != nil {
 				return
 			}
-			if f, ok := w.(http.Flusher); ok && resp.ContentLength < 0 {
-				f.Flush()
+			if canFlush && resp.ContentLength < 0 {
+				flusher.Flush()
+			}
+			if n == len(*buf) && n < largeCopy {
+				putCopyBuf(buf)
+				buf = copyBufs[1].Get().(*[]byte)
 			}
 		}
 		if err != nil {

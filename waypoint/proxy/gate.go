@@ -40,42 +40,49 @@ func (p *Proxy) gate(cluster string) *gate {
 	return v.(*gate)
 }
 
+// connSlot is an upstream connection slot held by an attempt on an HTTP/1.1
+// cluster; the zero value holds nothing (HTTP/2 clusters).
+type connSlot struct {
+	cl *config.Cluster
+	g  *gate
+}
+
+// release frees the slot and wakes the requests waiting for one. Call it once.
+func (s connSlot) release() {
+	if s.cl != nil {
+		s.cl.Breaker.DoneConnection()
+		s.g.signal()
+	}
+}
+
 // acquireConnection takes an upstream connection slot of an HTTP/1.1 cluster, where,
 // as in Envoy's HTTP/1.1 pool, every active request holds one connection: within
 // max_connections it proceeds at once; beyond, it waits as a pending request (within
 // max_pending_requests, else errOverflow) until a slot frees or ctx ends. HTTP/2
 // clusters multiplex requests on few connections and are limited by max_requests only.
-func (p *Proxy) acquireConnection(ctx context.Context, cl *config.Cluster) (func(), error) {
+// It allocates nothing when a slot is free.
+func (p *Proxy) acquireConnection(ctx context.Context, cl *config.Cluster) (connSlot, error) {
 	if cl.HTTP2 {
-		return func() {}, nil
+		return connSlot{}, nil
 	}
 	g := p.gate(cl.Name)
-	wrap := func(rel func()) func() {
-		var once sync.Once
-		return func() {
-			once.Do(func() {
-				rel()
-				g.signal()
-			})
-		}
-	}
-	if rel, ok := cl.Breaker.Connection(); ok {
-		return wrap(rel), nil
+	if cl.Breaker.TryConnection() {
+		return connSlot{cl: cl, g: g}, nil
 	}
 	prel, ok := cl.Breaker.Pending()
 	if !ok {
-		return nil, errOverflow
+		return connSlot{}, errOverflow
 	}
 	defer prel()
 	for {
 		w := g.wait()
-		if rel, ok := cl.Breaker.Connection(); ok {
-			return wrap(rel), nil
+		if cl.Breaker.TryConnection() {
+			return connSlot{cl: cl, g: g}, nil
 		}
 		select {
 		case <-w:
 		case <-ctx.Done():
-			return nil, ctx.Err()
+			return connSlot{}, ctx.Err()
 		}
 	}
 }

@@ -4,9 +4,9 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/ambitmesh/ambit/waypoint/accesslog"
@@ -36,6 +36,17 @@ type exchange struct {
 	upstreamHost    string
 	upstreamCluster string
 }
+
+// requestState is what ServeHTTP allocates per request.
+type requestState struct {
+	exchange exchange
+	rec      recorder
+	body     countingBody
+}
+
+// forwardedProtoHTTP is the X-Forwarded-Proto value, shared by every request: header
+// mutations replace or append to a value slice, never write into it.
+var forwardedProtoHTTP = []string{"http"}
 
 // recorder observes the response status and size.
 type recorder struct {
@@ -84,7 +95,7 @@ func localReply(w http.ResponseWriter, code int, body string, header ...string) 
 		w.Header().Set(header[i], header[i+1])
 	}
 	w.Header().Set("Content-Type", "text/plain")
-	w.Header().Set("Content-Length", fmt.Sprint(len(body)))
+	w.Header().Set("Content-Length", strconv.Itoa(len(body)))
 	w.WriteHeader(code)
 	_, _ = io.WriteString(w, body)
 }
@@ -92,15 +103,15 @@ func localReply(w http.ResponseWriter, code int, body string, header ...string) 
 // ServeHTTP handles one request of an HTTP chain: RBAC, route, fault, then redirect or
 // forward; it writes the access log line and records metrics.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ex := &exchange{start: time.Now()}
+	// One allocation for the request's bookkeeping, response recorder and body counter.
+	st := &requestState{exchange: exchange{start: time.Now()}, rec: recorder{ResponseWriter: w}, body: countingBody{ReadCloser: r.Body}}
+	ex, rec, body := &st.exchange, &st.rec, &st.body
 	ex.info, _ = r.Context().Value(infoKey{}).(*connInfo)
-	rec := &recorder{ResponseWriter: w}
-	body := &countingBody{ReadCloser: r.Body}
 	r.Body = body
 	if r.Header.Get("X-Request-Id") == "" {
-		r.Header.Set("X-Request-Id", requestID())
+		r.Header["X-Request-Id"] = []string{requestID()}
 	}
-	r.Header.Set("X-Forwarded-Proto", "http")
+	r.Header["X-Forwarded-Proto"] = forwardedProtoHTTP
 	defer func() { p.finish(ex, rec, r, body.n) }()
 	cfg := p.cfg.Load()
 	if ex.info == nil || cfg == nil {
@@ -116,7 +127,7 @@ func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h := ex.chain.HTTP
 	areq := &authz.Request{
 		Method: r.Method, Path: r.URL.RequestURI(), Host: r.Host, Headers: r.Header,
-		DestinationPort: uint32(ex.info.dst.Port()), PeerPrincipal: ex.info.peer.String(),
+		DestinationPort: uint32(ex.info.dst.Port()), PeerPrincipal: ex.info.principal,
 	}
 	for _, f := range h.RBAC {
 		if !f.Allowed(areq) {
@@ -177,8 +188,7 @@ func (p *Proxy) finish(ex *exchange, rec *recorder, r *http.Request, received in
 	var peer, svc string
 	var srcWL, srcNS string
 	if ex.info != nil {
-		peer = ex.info.peer.String()
-		srcWL, srcNS = sourceOf(ex.info)
+		peer, srcWL, srcNS = ex.info.principal, ex.info.srcWL, ex.info.srcNS
 	}
 	if ex.chain != nil {
 		svc = ex.chain.Service
@@ -202,14 +212,21 @@ func (p *Proxy) finish(ex *exchange, rec *recorder, r *http.Request, received in
 	}, d)
 }
 
-// requestID returns a random UUIDv4 string (Envoy's x-request-id format).
+// requestID returns a random UUIDv4 string (Envoy's x-request-id format), with one
+// allocation.
 func requestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:])
 	b[6] = b[6]&0x0f | 0x40
 	b[8] = b[8]&0x3f | 0x80
-	h := hex.EncodeToString(b[:])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	var s [36]byte
+	hex.Encode(s[0:8], b[0:4])
+	hex.Encode(s[9:13], b[4:6])
+	hex.Encode(s[14:18], b[6:8])
+	hex.Encode(s[19:23], b[8:10])
+	hex.Encode(s[24:36], b[10:16])
+	s[8], s[13], s[18], s[23] = '-', '-', '-', '-'
+	return string(s[:])
 }
 
 // sleep waits d or until ctx ends; false when ctx ended.

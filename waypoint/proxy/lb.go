@@ -77,9 +77,9 @@ func (b *balancer) inFlight(dst string) *atomic.Int64 {
 	return b.counter(&b.active, dst).(*atomic.Int64)
 }
 
-// begin counts a request in flight to dst; the returned func ends it.
-func (b *balancer) begin(dst string) func() {
+// begin counts a request in flight to dst; Add(-1) on the returned counter ends it.
+func (b *balancer) begin(dst string) *atomic.Int64 {
 	c := b.inFlight(dst)
 	c.Add(1)
-	return func() { c.Add(-1) }
+	return c
 }

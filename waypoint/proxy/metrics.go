@@ -3,6 +3,7 @@ package proxy
 import (
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -13,6 +14,15 @@ import (
 type Metrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+
+	mu     sync.RWMutex
+	series map[requestLabels]*series // children by label set, so a request does no WithLabelValues
+}
+
+// series is one label set's children.
+type series struct {
+	requests prometheus.Counter
+	duration prometheus.Observer
 }
 
 var metricLabels = []string{
@@ -25,6 +35,7 @@ var metricLabels = []string{
 // prometheus's error.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
+		series: map[requestLabels]*series{},
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "istio_requests_total", Help: "Requests handled by the waypoint (Istio standard metric).",
 		}, metricLabels),
@@ -54,6 +65,19 @@ func (m *Metrics) record(l requestLabels, d time.Duration) {
 	if m == nil {
 		return
 	}
+	m.mu.RLock()
+	s := m.series[l]
+	m.mu.RUnlock()
+	if s == nil {
+		s = m.add(l)
+	}
+	s.requests.Inc()
+	s.duration.Observe(float64(d) / float64(time.Millisecond))
+}
+
+// add resolves and caches the children of a new label set. The cache grows with
+// the label sets seen, as the vectors themselves do.
+func (m *Metrics) add(l requestLabels) *series {
 	name, ns := "unknown", "unknown"
 	if parts := strings.SplitN(l.dstService, ".", 3); len(parts) >= 2 {
 		name, ns = parts[0], parts[1]
@@ -62,8 +86,14 @@ func (m *Metrics) record(l requestLabels, d time.Duration) {
 		"waypoint", orUnknown(l.srcWorkload), orUnknown(l.srcNamespace), orUnknown(l.srcPrincipal),
 		orUnknown(l.dstService), name, ns, "unknown", strconv.Itoa(l.code), l.protocol, "mutual_tls",
 	}
-	m.requests.WithLabelValues(vals...).Inc()
-	m.duration.WithLabelValues(vals...).Observe(float64(d) / float64(time.Millisecond))
+	s := &series{requests: m.requests.WithLabelValues(vals...), duration: m.duration.WithLabelValues(vals...)}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if old := m.series[l]; old != nil {
+		return old
+	}
+	m.series[l] = s
+	return s
 }
 
 func orUnknown(s string) string {

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"net/http"
+	"regexp"
 	"testing"
 
 	"github.com/ambitmesh/ambit/pkg/spiffe"
@@ -49,4 +50,16 @@ func FuzzParseBaggage(f *testing.F) {
 	f.Fuzz(func(t *testing.T, s string) {
 		_ = parseBaggage(s)
 	})
+}
+
+func TestRequestID(t *testing.T) {
+	re := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	for range 100 {
+		id := requestID()
+		if !re.MatchString(id) || seen[id] {
+			t.Fatalf("request id %q: not a fresh UUIDv4", id)
+		}
+		seen[id] = true
+	}
 }

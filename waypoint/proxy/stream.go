@@ -12,11 +12,22 @@ import (
 	"github.com/ambitmesh/ambit/pkg/spiffe"
 )
 
-// connInfo is what the HBONE stream tells about the downstream.
+// connInfo is what the HBONE stream tells about the downstream, with what its
+// requests log and label derived once per stream.
 type connInfo struct {
 	dst    netip.AddrPort  // CONNECT :authority (service VIP and port)
 	peer   spiffe.Identity // verified client identity
 	header http.Header     // CONNECT request headers (baggage, forwarded)
+
+	principal string // peer.String()
+	srcWL     string // source workload (sourceOf)
+	srcNS     string // source namespace (sourceOf)
+}
+
+func newConnInfo(dst netip.AddrPort, peer spiffe.Identity, header http.Header) *connInfo {
+	info := &connInfo{dst: dst, peer: peer, header: header, principal: peer.String()}
+	info.srcWL, info.srcNS = sourceOf(info)
+	return info
 }
 
 // streamConn is the proxy's end of a CONNECT stream, carrying its connInfo to the HTTP

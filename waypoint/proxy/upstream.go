@@ -6,7 +6,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
 	"net/url"
@@ -36,15 +35,20 @@ type upstream struct {
 	conns  map[*trackedConn]struct{} // open tunnel TLS connections
 }
 
-// trackedConn is a tunnel TLS connection that upstream can close at shutdown.
+// trackedConn is a tunnel TLS connection that upstream can close at shutdown. Its
+// writes go through an updateHolder.
 type trackedConn struct {
 	net.Conn
 	u    *upstream
+	h    updateHolder
 	once sync.Once
 }
 
+func (c *trackedConn) Write(p []byte) (int, error) { return c.h.Write(p) }
+
 func (c *trackedConn) Close() error {
 	c.once.Do(func() {
+		c.h.close()
 		c.u.mu.Lock()
 		delete(c.u.conns, c)
 		c.u.mu.Unlock()
@@ -61,6 +65,7 @@ func (u *upstream) track(c net.Conn) (net.Conn, error) {
 		return nil, net.ErrClosed
 	}
 	tc := &trackedConn{Conn: c, u: u}
+	tc.h.w = c
 	u.conns[tc] = struct{}{}
 	return tc, nil
 }
@@ -77,7 +82,7 @@ func newUpstream(tlsConfig func() (*tls.Config, error), dial func(ctx context.Co
 			if err != nil {
 				return nil, err
 			}
-			tc := tls.Client(raw, cfg)
+			tc := tls.Client(newRawTCP(raw), cfg)
 			if err := tc.HandshakeContext(ctx); err != nil {
 				raw.Close()
 				return nil, fmt.Errorf("hbone handshake with %s: %w", addr, err)
@@ -138,7 +143,9 @@ func (u *upstream) close() {
 
 // roundTrip sends req to the endpoint (destination through address).
 func (u *upstream) roundTrip(req *http.Request, destination, address string, h2 bool) (*http.Response, error) {
-	u.addrs.Store(destination, address)
+	if v, ok := u.addrs.Load(destination); !ok || v.(string) != address {
+		u.addrs.Store(destination, address) // a Store allocates: only on change
+	}
 	req.URL.Scheme = "http"
 	req.URL.Host = destination
 	if h2 {
@@ -150,14 +157,17 @@ func (u *upstream) roundTrip(req *http.Request, destination, address string, h2 
 // dial opens one CONNECT stream to address with :authority destination. It returns
 // once the server answered: 200 gives the tunnel; other statuses *hbone.StatusError.
 func (u *upstream) dial(ctx context.Context, address, destination string, header http.Header) (net.Conn, error) {
-	pr, pw := io.Pipe()
+	// The request body is a buffered in-memory queue, not an io.Pipe: a Write returns
+	// at once, so an HTTP/1.1 request's header and body writes are read (and sent) as
+	// one DATA frame when the body follows at once, instead of two.
+	body := newBufPipe()
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	if header == nil {
 		header = http.Header{}
 	}
 	req := (&http.Request{
 		Method: http.MethodConnect, URL: &url.URL{Scheme: "https", Host: address},
-		Host: destination, Header: header, Body: pr, ContentLength: -1,
+		Host: destination, Header: header, Body: pipeBody{body}, ContentLength: -1,
 		Proto: "HTTP/2.0", ProtoMajor: 2,
 	}).WithContext(sctx)
 	type result struct {
@@ -178,60 +188,22 @@ func (u *upstream) dial(ctx context.Context, address, destination string, header
 		if r.err == nil {
 			r.resp.Body.Close()
 		}
-		pw.Close()
+		body.closeWrite(true)
 		return nil, fmt.Errorf("hbone connect %s via %s: %w", destination, address, ctx.Err())
 	}
 	if r.err != nil {
 		cancel()
-		pw.Close()
+		body.closeWrite(true)
 		return nil, fmt.Errorf("hbone connect %s via %s: %w", destination, address, r.err)
 	}
 	if r.resp.StatusCode != http.StatusOK {
 		r.resp.Body.Close()
 		cancel()
-		pw.Close()
+		body.closeWrite(true)
 		return nil, fmt.Errorf("hbone connect %s via %s: %w", destination, address, &hbone.StatusError{Code: r.resp.StatusCode})
 	}
-	return &tunnelConn{w: pw, r: r.resp.Body, cancel: cancel, remote: tunnelAddr(destination)}, nil
+	return &tunnelConn{w: body, r: r.resp.Body, cancel: cancel, remote: tunnelAddr(destination)}, nil
 }
-
-// tunnelConn is one CONNECT stream as a net.Conn. Deadlines are not supported (the
-// transports over it use contexts); CloseWrite ends the request body (END_STREAM).
-type tunnelConn struct {
-	w      *io.PipeWriter
-	r      io.ReadCloser
-	cancel context.CancelFunc
-	remote tunnelAddr
-	once   sync.Once
-}
-
-func (c *tunnelConn) Read(b []byte) (int, error)  { return c.r.Read(b) }
-func (c *tunnelConn) Write(b []byte) (int, error) { return c.w.Write(b) }
-func (c *tunnelConn) CloseWrite() error           { return c.w.Close() }
-func (c *tunnelConn) Close() error {
-	c.once.Do(func() {
-		c.w.Close()
-		c.r.Close()
-		c.cancel()
-	})
-	return nil
-}
-func (c *tunnelConn) LocalAddr() net.Addr              { return tunnelAddr("waypoint") }
-func (c *tunnelConn) RemoteAddr() net.Addr             { return c.remote }
-func (c *tunnelConn) SetDeadline(time.Time) error      { return nil }
-func (c *tunnelConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *tunnelConn) SetWriteDeadline(time.Time) error { return nil }
-
-type tunnelAddr string
-
-func (a tunnelAddr) Network() string { return "hbone" }
-func (a tunnelAddr) String() string  { return string(a) }
-
-// connectError marks a failure to open the upstream tunnel (Envoy's connect-failure).
-type connectError struct{ err error }
-
-func (e *connectError) Error() string { return "upstream connect: " + e.err.Error() }
-func (e *connectError) Unwrap() error { return e.err }
 
 // errNoCertificate: the "default" secret has not arrived.
 var errNoCertificate = errors.New("no waypoint certificate")

@@ -107,7 +107,7 @@ func (m *matcher) matches(r *http.Request, full string) bool {
 		return false
 	}
 	for _, h := range m.headers {
-		v, ok := headerValue(r, h.Name)
+		v, ok := headerValue(r, h.Name, h.key)
 		if !h.Match(v, ok) {
 			return false
 		}
@@ -184,10 +184,10 @@ func stripQuery(p string) string {
 	return p
 }
 
-// headerValue returns a header of r by lower-case name, with the HTTP/2
-// pseudo-headers Envoy exposes to matchers; several values are joined with
-// ",", as Envoy.
-func headerValue(r *http.Request, name string) (string, bool) {
+// headerValue returns a header of r by lower-case name (key: its canonical form),
+// with the HTTP/2 pseudo-headers Envoy exposes to matchers; several values are
+// joined with ",", as Envoy.
+func headerValue(r *http.Request, name, key string) (string, bool) {
 	switch name {
 	case ":method":
 		return r.Method, true
@@ -201,7 +201,7 @@ func headerValue(r *http.Request, name string) (string, bool) {
 		}
 		return "http", true
 	}
-	vals := r.Header.Values(name)
+	vals := r.Header[key]
 	if len(vals) == 0 {
 		return "", false
 	}

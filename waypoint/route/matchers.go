@@ -2,6 +2,7 @@ package route
 
 import (
 	"fmt"
+	"net/textproto"
 	"regexp"
 	"strings"
 
@@ -112,6 +113,7 @@ func compileRegex(rm *matcherv3.RegexMatcher) (*regexp.Regexp, error) {
 type HeaderMatch struct {
 	// Name is the lower-case header name; pseudo-headers keep their colon.
 	Name    string
+	key     string // Name as an http.Header key (canonical), computed once
 	str     *StringMatch
 	present bool // present_match value; meaningful when str is nil
 	invert  bool
@@ -131,6 +133,7 @@ func CompileHeaderMatch(h *routev3.HeaderMatcher) (*HeaderMatch, error) {
 		return nil, fmt.Errorf("header matcher: name is required")
 	}
 	m := &HeaderMatch{Name: lowerASCII(h.GetName()), invert: h.GetInvertMatch(), present: true}
+	m.key = textproto.CanonicalMIMEHeaderKey(m.Name)
 	switch s := h.GetHeaderMatchSpecifier().(type) {
 	case *routev3.HeaderMatcher_StringMatch:
 		sm, err := CompileStringMatch(s.StringMatch)
@@ -143,6 +146,10 @@ func CompileHeaderMatch(h *routev3.HeaderMatcher) (*HeaderMatch, error) {
 	}
 	return m, nil
 }
+
+// Key is Name as an http.Header key (its canonical form), so lookups need not
+// canonicalize (and allocate) per request.
+func (m *HeaderMatch) Key() string { return m.key }
 
 // Match evaluates the matcher against a header's value (all values joined
 // with ",", as Envoy) and whether the header is present. As Envoy (without

@@ -14,6 +14,7 @@ import (
 
 	"github.com/ambitmesh/ambit/pkg/spiffe"
 	"github.com/ambitmesh/ambit/pkg/wire"
+	"github.com/ambitmesh/ambit/waypoint/accesslog"
 	"github.com/ambitmesh/ambit/waypoint/app"
 	"github.com/ambitmesh/ambit/waypoint/xds"
 )
@@ -31,6 +32,8 @@ func main() {
 	flag.StringVar(&cfg.MetricsAddr, "metrics-addr", fmt.Sprintf(":%d", wire.PortMetrics), "Prometheus metrics listen address")
 	flag.StringVar(&cfg.ReadinessAddr, "readiness-addr", fmt.Sprintf(":%d", wire.PortReadiness), "readiness listen address")
 	flag.TextVar(&level, "log-level", slog.LevelInfo, "log level (debug, info, warn, error)")
+	flag.DurationVar(&cfg.AccessLogFlushInterval, "access-log-flush-interval", accesslog.DefaultFlushInterval,
+		"how often buffered access log lines are written to stdout (Envoy's access_log_flush_interval)")
 	flag.Parse()
 	cfg.HBONEAddr = fmt.Sprintf(":%d", wire.PortHBONE)
 	cfg.Node = xds.NodeInfo{
