@@ -124,8 +124,6 @@ func newPodOutputs(n int) podOutputs {
 
 func (o *podOutputs) at(i int) *podOutput { return &o.chunks[i/outChunk][i%outChunk] }
 
-func (o *podOutputs) len() int { return o.n }
-
 // all yields every output in order.
 func (o *podOutputs) all() iter.Seq[*podOutput] {
 	return func(yield func(*podOutput) bool) {

@@ -62,7 +62,7 @@ func TestAddressMapDeriveLeavesBaseAlone(t *testing.T) {
 // TestPodOutputsDeriveLeavesBaseAlone: as AddressMap, for the chunked pod outputs.
 func TestPodOutputsDeriveLeavesBaseAlone(t *testing.T) {
 	base := newPodOutputs(3*outChunk + 7)
-	for i := range base.len() {
+	for i := range base.n {
 		base.at(i).live = i%2 == 0
 	}
 	d := deriveOutputs(base)
@@ -80,7 +80,7 @@ func TestPodOutputsDeriveLeavesBaseAlone(t *testing.T) {
 		}
 		n++
 	}
-	if n != base.len() {
-		t.Fatalf("all yields %d, want %d", n, base.len())
+	if n != base.n {
+		t.Fatalf("all yields %d, want %d", n, base.n)
 	}
 }

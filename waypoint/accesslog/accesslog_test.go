@@ -16,27 +16,12 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/anypb"
 	"google.golang.org/protobuf/types/known/structpb"
+
+	"github.com/ambitmesh/ambit/pkg/waypointxds"
 )
 
-// istioFormat is the json_format of issue 5, section 2.
-var istioFormat = map[string]string{
-	"start_time":       "%START_TIME%",
-	"method":           "%REQ(:METHOD)%",
-	"path":             "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
-	"protocol":         "%PROTOCOL%",
-	"response_code":    "%RESPONSE_CODE%",
-	"response_flags":   "%RESPONSE_FLAGS%",
-	"bytes_received":   "%BYTES_RECEIVED%",
-	"bytes_sent":       "%BYTES_SENT%",
-	"duration":         "%DURATION%",
-	"upstream_host":    "%UPSTREAM_HOST%",
-	"upstream_cluster": "%UPSTREAM_CLUSTER%",
-	"authority":        "%REQ(:AUTHORITY)%",
-	"user_agent":       "%REQ(USER-AGENT)%",
-	"request_id":       "%REQ(X-REQUEST-ID)%",
-	"downstream_peer":  "%FILTER_STATE(io.istio.peer_principal:PLAIN)%",
-	"route_name":       "%ROUTE_NAME%",
-}
+// istioFormat is the json_format of issue 5, section 2: the one istiod-lite generates.
+var istioFormat = waypointxds.AccessLogFormat
 
 func stdoutLog(t testing.TB, format map[string]string) *accesslogv3.AccessLog {
 	t.Helper()
